@@ -1,0 +1,60 @@
+"""The REST API: one resolver, routers per resource, errors mapped in one place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, HTTPBearer
+
+from functions.api import errors
+from functions.api.routes import accounts, api_keys, messages
+from functions.shared.config import get_settings
+from functions.shared.errors import PayloadTooLarge
+
+TITLE = "wagate API"
+VERSION = "0.1.0"
+SECURITY_SCHEMES: dict[str, Any] = {
+    "apiKey": APIKey(name="X-Api-Key", in_=APIKeyIn.header),
+    "bearer": HTTPBearer(),
+}
+
+
+def _limit_body(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
+    body = app.current_event.body or ""
+    limit = get_settings().max_body_bytes
+    if len(body) > limit:
+        raise PayloadTooLarge(f"request body is larger than {limit} bytes", details={"limit": limit})
+    return next_middleware(app)
+
+
+def create_app() -> APIGatewayRestResolver:
+    """Build the resolver with every route, the error mapping and the OpenAPI/Swagger endpoints."""
+    app = APIGatewayRestResolver(enable_validation=True)
+    app.use(middlewares=[_limit_body])
+    errors.register(app)
+    app.include_router(accounts.router)
+    app.include_router(messages.router)
+    app.include_router(api_keys.router)
+
+    @app.get("/health", summary="Liveness", tags=["meta"])
+    def health() -> dict[str, str]:
+        return {"status": "ok", "version": VERSION}
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi() -> Response[str]:
+        return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=openapi_json(app))
+
+    app.enable_swagger(path="/docs", title=TITLE, version=VERSION, security_schemes=SECURITY_SCHEMES,
+                       security=[{"apiKey": []}, {"bearer": []}])
+    return app
+
+
+def openapi_json(app: APIGatewayRestResolver) -> str:
+    """The OpenAPI document, generated from the pydantic models and the routes."""
+    return app.get_openapi_json_schema(
+        title=TITLE, version=VERSION,
+        description="Self-hosted multi-account WhatsApp gateway. Authenticate with `X-Api-Key` or a Bearer key.",
+        security_schemes=SECURITY_SCHEMES, security=[{"apiKey": []}, {"bearer": []}],
+    )

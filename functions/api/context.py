@@ -1,0 +1,26 @@
+"""Per-request helpers: the caller's principal and correlation id."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+
+from functions.models.common import Principal, Role
+from functions.shared.errors import Unauthorized
+
+
+def principal_of(app: APIGatewayRestResolver) -> Principal:
+    """The principal the authorizer put in the request context."""
+    authorizer = app.current_event.request_context.authorizer
+    raw = dict(authorizer.raw_event) if authorizer is not None else {}
+    if not raw.get("tenant_id") or not raw.get("role"):
+        raise Unauthorized("missing or invalid API key")
+    scope = str(raw.get("account_ids") or "")
+    return Principal(key_id=str(raw.get("key_id", "")), tenant_id=str(raw["tenant_id"]), role=Role(raw["role"]),
+                     account_ids=tuple(a for a in scope.split(",") if a))
+
+
+def correlation_id_of(app: APIGatewayRestResolver) -> str:
+    """The caller's X-Correlation-Id, or the request id."""
+    headers = app.current_event.headers or {}
+    given = next((v for k, v in headers.items() if k.lower() == "x-correlation-id"), None)
+    return (given or app.current_event.request_context.request_id or "")[:200]

@@ -1,0 +1,79 @@
+"""The one place that maps exceptions to HTTP answers with the error body."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+
+from functions.models.common import ErrorBody
+from functions.shared import errors
+from functions.shared.observability import logger, metrics
+
+STATUS_BY_ERROR: dict[type[errors.DomainError], int] = {
+    errors.InvalidRequest: 400,
+    errors.Unauthorized: 401,
+    errors.Forbidden: 403,
+    errors.NotFound: 404,
+    errors.Conflict: 409,
+    errors.Gone: 410,
+    errors.PreconditionFailed: 412,
+    errors.PayloadTooLarge: 413,
+    errors.DependencyFailure: 503,
+}
+
+
+def error_response(
+    app: APIGatewayRestResolver, status: int, code: str, message: str, details: Any = None,
+    headers: dict[str, str] | None = None,
+) -> Response[Any]:
+    """A JSON error answer carrying the request id."""
+    request_id = app.current_event.request_context.request_id if app.current_event else None
+    body = ErrorBody(code=code, message=message, details=details, request_id=request_id)
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON,
+                    body=body.model_dump_json(), headers=headers)
+
+
+def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
+    details = []
+    for error in exc.errors():
+        loc = [str(part) for part in error.get("loc", ())]
+        details.append({"loc": loc, "msg": error.get("msg", ""), "type": error.get("type", "")})
+    return details
+
+
+def register(app: APIGatewayRestResolver) -> None:
+    """Install the handlers on the resolver."""
+
+    @app.exception_handler(errors.DomainError)
+    def domain_error(exc: errors.DomainError) -> Response[Any]:
+        status = next((s for cls, s in STATUS_BY_ERROR.items() if isinstance(exc, cls)), 400)
+        if status >= 500:
+            logger.warning("dependency failure", extra={"error_code": exc.code})
+        return error_response(app, status, exc.code, exc.message, exc.details)
+
+    @app.exception_handler(RequestValidationError)
+    def validation_error(exc: RequestValidationError) -> Response[Any]:
+        details = _validation_details(exc)
+        if any(d["type"] == "json_invalid" for d in details):
+            return error_response(app, 400, "invalid_json", "the request body is not valid JSON", details)
+        return error_response(app, 422, "validation_error", "the request is not valid", details)
+
+    @app.not_found
+    def not_found(_: NotFoundError) -> Response[Any]:
+        event = app.current_event
+        path, method = event.path, event.http_method
+        allowed = sorted({route.method for route in app._static_routes + app._dynamic_routes
+                          if route.rule.match(path) and route.method != method})
+        if allowed:
+            return error_response(app, 405, "method_not_allowed", f"{method} is not allowed on {path}",
+                                  {"allowed": allowed}, headers={"Allow": ", ".join(allowed)})
+        return error_response(app, 404, "route_not_found", f"no route for {method} {path}")
+
+    @app.exception_handler(Exception)
+    def unexpected(exc: Exception) -> Response[Any]:
+        logger.exception("unhandled error")
+        metrics.add_metric(name="UnhandledErrors", unit="Count", value=1)
+        return error_response(app, 500, "internal_error", "an unexpected error occurred; retry or report the request_id")

@@ -1,0 +1,57 @@
+"""Lambda REQUEST authorizer: resolves an API key to a tenant-scoped principal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from functions.service.api_keys import authenticate
+from functions.service.context import services
+from functions.shared.errors import Unauthorized
+from functions.shared.observability import logger, metrics
+
+
+def presented_key(headers: dict[str, str] | None) -> str | None:
+    """The key from `X-Api-Key`, else from `Authorization: Bearer <key>`."""
+    lowered = {k.lower(): v for k, v in (headers or {}).items()}
+    if lowered.get("x-api-key"):
+        return lowered["x-api-key"].strip()
+    scheme, _, token = (lowered.get("authorization") or "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return None
+
+
+def _api_arn(method_arn: str) -> str:
+    # arn:aws:execute-api:region:account:api-id/stage/METHOD/path -> allow every route of this stage;
+    # roles and tenants are enforced by the API itself, and results are not cached.
+    parts = method_arn.split("/")
+    return "/".join(parts[:2]) + "/*" if len(parts) >= 2 else method_arn
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Allow with the principal in the context, or raise `Unauthorized` (API Gateway answers 401)."""
+    try:
+        principal = authenticate(services(), presented_key(event.get("headers")))
+    except Unauthorized:
+        metrics.add_metric(name="AuthRejected", unit="Count", value=1)
+        logger.info("request rejected: missing or invalid API key")
+        raise Exception("Unauthorized") from None  # noqa: TRY002 - the exact text API Gateway expects
+    logger.append_keys(tenant_id=principal.tenant_id, key_id=principal.key_id)
+    return {
+        "principalId": principal.key_id,
+        "policyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [{"Action": "execute-api:Invoke", "Effect": "Allow",
+                           "Resource": _api_arn(str(event.get("methodArn", "")))}],
+        },
+        "context": {
+            "tenant_id": principal.tenant_id,
+            "role": principal.role.value,
+            "key_id": principal.key_id,
+            "account_ids": ",".join(principal.account_ids),
+        },
+    }

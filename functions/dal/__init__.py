@@ -1,0 +1,1 @@
+"""Data access: DynamoDB through PynamoDB, SQS and S3 behind small repositories."""

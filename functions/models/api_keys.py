@@ -1,0 +1,48 @@
+"""API keys: shown once, stored as a hash."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from functions.models.accounts import ACCOUNT_ID_PATTERN
+from functions.models.common import Role
+
+TENANT_PATTERN = r"^[a-z0-9][a-z0-9_-]{1,62}$"
+
+
+class ApiKeyCreate(BaseModel):
+    """Body of `POST /api-keys`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100, examples=["crm-integration"])
+    role: Role
+    account_ids: list[Annotated[str, Field(pattern=ACCOUNT_ID_PATTERN)]] | None = Field(
+        default=None, max_length=100, description="Limit the key to these accounts of the tenant."
+    )
+    tenant: str | None = Field(
+        default=None, pattern=TENANT_PATTERN,
+        description="Only for bootstrap-tenant admins: create the first key of another tenant.",
+    )
+
+
+
+class ApiKey(BaseModel):
+    """An API key as listed (never the secret)."""
+
+    key_id: str
+    name: str
+    role: Role
+    tenant_id: str
+    account_ids: list[str] = Field(default_factory=list)
+    prefix: str = Field(description="First characters of the key, to recognise it.")
+    created_at: str
+    created_by: str | None = None
+
+
+class ApiKeyCreated(ApiKey):
+    """Answer of `POST /api-keys`: the only time the key itself is shown."""
+
+    api_key: str

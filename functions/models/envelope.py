@@ -1,0 +1,268 @@
+"""The outbound message envelope: the message object of the Meta WhatsApp Cloud API plus wagate's fields.
+
+The same classes validate `POST /accounts/{id}/messages` bodies and SQS ingress messages
+(which add `account_id`), and generate the OpenAPI document and the published JSON Schemas.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    create_model,
+    field_validator,
+    model_validator,
+)
+
+from functions.models.accounts import ACCOUNT_ID_PATTERN
+
+_TO = re.compile(r"^(\+?[1-9]\d{6,14}|\d{6,32}(-\d{6,20})?@g\.us)$")
+MAX_INLINE_MEDIA_BYTES = 512 * 1024
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TextBody(_Strict):
+    body: str = Field(min_length=1, max_length=4096)
+    preview_url: bool = False
+
+
+class _MediaBody(_Strict):
+    """Exactly one source: an HTTPS `link`, an `id` from `POST /media`, or base64 `data`."""
+
+    link: str | None = Field(default=None, max_length=2048, examples=["https://example.com/cat.jpg"])
+    id: str | None = Field(default=None, max_length=200)
+    data: str | None = Field(default=None, description="Inline base64 content (up to 512 KB decoded).")
+    mime_type: str | None = Field(default=None, pattern=r"^[\w.+-]+/[\w.+-]+$")
+
+    @field_validator("link")
+    @classmethod
+    def _https(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("https://"):
+            raise ValueError("must be an https:// URL")
+        return value
+
+    @field_validator("data")
+    @classmethod
+    def _base64(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            decoded = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ValueError("must be valid base64") from exc
+        if len(decoded) > MAX_INLINE_MEDIA_BYTES:
+            raise ValueError(f"inline media is limited to {MAX_INLINE_MEDIA_BYTES} bytes; upload it with POST /media")
+        return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> _MediaBody:
+        sources = [name for name in ("link", "id", "data") if getattr(self, name) is not None]
+        if len(sources) != 1:
+            raise ValueError("give exactly one of link, id or data")
+        if self.data is not None and self.mime_type is None:
+            raise ValueError("mime_type is required with inline data")
+        return self
+
+
+class ImageBody(_MediaBody):
+    caption: str | None = Field(default=None, max_length=1024)
+
+
+class VideoBody(_MediaBody):
+    caption: str | None = Field(default=None, max_length=1024)
+
+
+class AudioBody(_MediaBody):
+    voice: bool = Field(default=False, description="wagate: send as a voice note (push-to-talk).")
+
+
+class DocumentBody(_MediaBody):
+    caption: str | None = Field(default=None, max_length=1024)
+    filename: str | None = Field(default=None, max_length=240)
+
+
+class StickerBody(_MediaBody):
+    pass
+
+
+class LocationBody(_Strict):
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+    name: str | None = Field(default=None, max_length=1000)
+    address: str | None = Field(default=None, max_length=1000)
+
+
+class ContactName(_Strict):
+    formatted_name: str = Field(min_length=1, max_length=512)
+    first_name: str | None = None
+    last_name: str | None = None
+    middle_name: str | None = None
+    suffix: str | None = None
+    prefix: str | None = None
+
+
+class ContactPhone(_Strict):
+    phone: str = Field(min_length=3, max_length=40)
+    type: str | None = None
+    wa_id: str | None = None
+
+
+class ContactEmail(_Strict):
+    email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+    type: str | None = None
+
+
+class ContactUrl(_Strict):
+    url: str = Field(min_length=1, max_length=2048)
+    type: str | None = None
+
+
+class ContactOrg(_Strict):
+    company: str | None = None
+    department: str | None = None
+    title: str | None = None
+
+
+class ContactAddress(_Strict):
+    street: str | None = None
+    city: str | None = None
+    state: str | None = None
+    zip: str | None = None
+    country: str | None = None
+    country_code: str | None = None
+    type: str | None = None
+
+
+class Contact(_Strict):
+    name: ContactName
+    phones: list[ContactPhone] = Field(default_factory=list, max_length=20)
+    emails: list[ContactEmail] = Field(default_factory=list, max_length=20)
+    urls: list[ContactUrl] = Field(default_factory=list, max_length=20)
+    org: ContactOrg | None = None
+    addresses: list[ContactAddress] = Field(default_factory=list, max_length=20)
+    birthday: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}$")
+
+
+class ReactionBody(_Strict):
+    message_id: str = Field(min_length=1, max_length=200)
+    emoji: str = Field(max_length=16, description="An emoji; empty string removes the reaction.")
+
+
+class ReplyContext(_Strict):
+    message_id: str = Field(min_length=1, max_length=200)
+
+
+class _Envelope(_Strict):
+    messaging_product: Literal["whatsapp"] = "whatsapp"
+    recipient_type: Literal["individual", "group"] = "individual"
+    to: str = Field(examples=["15551234567"], description="Phone number (E.164) or a group id `...@g.us`.")
+    context: ReplyContext | None = None
+    client_reference: str | None = Field(
+        default=None,
+        max_length=512,
+        validation_alias=AliasChoices("client_reference", "biz_opaque_callback_data"),
+        description="Your reference, echoed in status events (Cloud API: biz_opaque_callback_data).",
+    )
+
+    @field_validator("to")
+    @classmethod
+    def _recipient(cls, value: str) -> str:
+        compact = re.sub(r"[\s().-]", "", value) if "@" not in value else value
+        if not _TO.match(compact):
+            raise ValueError("must be a phone number in international format or a group id ending in @g.us")
+        return compact.lstrip("+")
+
+
+class TextMessage(_Envelope):
+    type: Literal["text"]
+    text: TextBody
+
+
+class ImageMessage(_Envelope):
+    type: Literal["image"]
+    image: ImageBody
+
+
+class VideoMessage(_Envelope):
+    type: Literal["video"]
+    video: VideoBody
+
+
+class AudioMessage(_Envelope):
+    type: Literal["audio"]
+    audio: AudioBody
+
+
+class DocumentMessage(_Envelope):
+    type: Literal["document"]
+    document: DocumentBody
+
+
+class StickerMessage(_Envelope):
+    type: Literal["sticker"]
+    sticker: StickerBody
+
+
+class LocationMessage(_Envelope):
+    type: Literal["location"]
+    location: LocationBody
+
+
+class ContactsMessage(_Envelope):
+    type: Literal["contacts"]
+    contacts: list[Contact] = Field(min_length=1, max_length=20)
+
+
+class ReactionMessage(_Envelope):
+    type: Literal["reaction"]
+    reaction: ReactionBody
+
+
+VARIANTS: tuple[type[_Envelope], ...] = (
+    TextMessage, ImageMessage, VideoMessage, AudioMessage, DocumentMessage,
+    StickerMessage, LocationMessage, ContactsMessage, ReactionMessage,
+)
+
+OutboundMessage = Annotated[
+    TextMessage | ImageMessage | VideoMessage | AudioMessage | DocumentMessage | StickerMessage
+    | LocationMessage | ContactsMessage | ReactionMessage,
+    Field(discriminator="type"),
+]
+OUTBOUND_ADAPTER: TypeAdapter[Any] = TypeAdapter(OutboundMessage)
+
+
+def _ingress_variant(variant: type[_Envelope]) -> type[_Envelope]:
+    extra: dict[str, Any] = {
+        "account_id": (str, Field(pattern=ACCOUNT_ID_PATTERN, description="The sending account.")),
+        "idempotency_key": (str | None, Field(default=None, max_length=200)),
+        "correlation_id": (str | None, Field(default=None, max_length=200)),
+    }
+    return create_model(f"Ingress{variant.__name__}", __base__=variant, **extra)
+
+
+_INGRESS = tuple(_ingress_variant(v) for v in VARIANTS)
+IngressMessage = Annotated[
+    _INGRESS[0] | _INGRESS[1] | _INGRESS[2] | _INGRESS[3] | _INGRESS[4] | _INGRESS[5]  # type: ignore[valid-type]
+    | _INGRESS[6] | _INGRESS[7] | _INGRESS[8],  # type: ignore[valid-type]
+    Field(discriminator="type"),
+]
+INGRESS_ADAPTER: TypeAdapter[Any] = TypeAdapter(IngressMessage)
+
+
+def envelope_fields(message: BaseModel) -> dict[str, Any]:
+    """The Cloud-API-shaped envelope of a validated message, without wagate routing fields."""
+    data = message.model_dump(mode="json", exclude_none=True)
+    for routing in ("account_id", "idempotency_key", "correlation_id"):
+        data.pop(routing, None)
+    return data

@@ -1,0 +1,83 @@
+"""Message resources and the queue payload the browser host consumes."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class MessageStatus(StrEnum):
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    FAILED = "failed"
+    RECEIVED = "received"
+
+
+TERMINAL_STATUSES = frozenset({MessageStatus.DELIVERED, MessageStatus.READ, MessageStatus.FAILED,
+                               MessageStatus.RECEIVED})
+# Outbound progress only moves forward; an ack may skip a step but never goes back.
+STATUS_RANK = {
+    MessageStatus.QUEUED: 0, MessageStatus.SENDING: 1, MessageStatus.SENT: 2,
+    MessageStatus.DELIVERED: 3, MessageStatus.READ: 4,
+}
+
+
+class Direction(StrEnum):
+    OUTBOUND = "outbound"
+    INBOUND = "inbound"
+
+
+class MessageError(BaseModel):
+    code: str = Field(examples=["account_not_connected"])
+    message: str
+
+
+class MessageStatusChange(BaseModel):
+    status: MessageStatus
+    at: str
+    reason: str | None = None
+
+
+class Message(BaseModel):
+    """A message sent or received by an account."""
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    message_id: str
+    account_id: str
+    direction: Direction
+    status: MessageStatus
+    type: str
+    to: str | None = None
+    from_number: str | None = Field(default=None, alias="from")
+    content: dict[str, Any] = Field(description="The Cloud-API-shaped envelope (outbound) or payload (inbound).")
+    client_reference: str | None = None
+    wa_message_id: str | None = None
+    error: MessageError | None = None
+    status_history: list[MessageStatusChange] = Field(default_factory=list)
+    created_at: str
+    updated_at: str
+
+
+class MessageAccepted(BaseModel):
+    """Answer of an accepted send: the message is queued and will reach a terminal status."""
+
+    message_id: str
+    account_id: str
+    status: MessageStatus
+
+
+class OutboundQueueMessage(BaseModel):
+    """Body of a message on the outbound FIFO queue (MessageGroupId = account_id)."""
+
+    message_id: str
+    account_id: str
+    tenant_id: str
+    envelope: dict[str, Any]
+    correlation_id: str | None = None
+    enqueued_at: str

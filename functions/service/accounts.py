@@ -1,0 +1,211 @@
+"""Accounts: create, read, update, delete, lifecycle requests, QR and status transitions."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+from urllib.parse import urlsplit
+
+import segno
+
+from functions.dal.tables import AccountItem
+from functions.models.accounts import (
+    Account,
+    AccountAction,
+    AccountActionAccepted,
+    AccountCreate,
+    AccountUpdate,
+    ConnectionStatus,
+    DesiredState,
+    QrCode,
+    StatusChange,
+    WebhookSettings,
+    WebhookView,
+)
+from functions.models.common import Principal, Role, utcnow
+from functions.models.validators import is_private_host
+from functions.service.context import Services
+from functions.shared.errors import Conflict, Forbidden, InvalidRequest, NotFound
+from functions.shared.ids import new_id
+
+STATUS_HISTORY_LIMIT = 20
+
+
+def require_role(principal: Principal, *roles: Role) -> None:
+    """Forbidden unless the caller's role is one of `roles`."""
+    if principal.role not in roles:
+        allowed = ", ".join(r.value for r in roles)
+        raise Forbidden(f"this needs one of the roles: {allowed}", code="forbidden_role")
+
+
+WRITERS = (Role.ADMIN, Role.OPERATOR)
+
+
+def to_view(item: AccountItem) -> Account:
+    """The API representation of a stored account (webhook secret never included)."""
+    webhook = item.webhook.as_dict() if item.webhook is not None and hasattr(item.webhook, "as_dict") else item.webhook
+    return Account(
+        account_id=item.account_id, account_name=item.account_name, phone_number=item.phone_number,
+        provider=item.provider, connection_status=ConnectionStatus(item.connection_status),
+        status_reason=item.status_reason, desired_state=DesiredState(item.desired_state),
+        pending_action=AccountAction(item.pending_action) if item.pending_action else None,
+        metadata=_plain(item.metadata),
+        webhook=WebhookView(url=webhook["url"], events=webhook.get("events", []),
+                            has_secret=bool(webhook.get("secret"))) if webhook else None,
+        status_history=[StatusChange.model_validate(_plain(h)) for h in item.status_history or []],
+        created_at=item.created_at, updated_at=item.updated_at, version=item.version,
+    )
+
+
+def _plain(value: Any) -> Any:
+    """MapAttribute values as plain dicts/lists."""
+    if hasattr(value, "as_dict"):
+        return _plain(value.as_dict())
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _check_webhook(svc: Services, webhook: WebhookSettings | None) -> dict[str, Any] | None:
+    if webhook is None:
+        return None
+    parts = urlsplit(webhook.url)
+    if not svc.settings.allow_private_webhooks:
+        if parts.scheme != "https":
+            raise InvalidRequest("webhook url must use https", code="webhook_url_not_allowed")
+        if is_private_host(parts.hostname or ""):
+            raise InvalidRequest("webhook url points to a private or local address",
+                                 code="webhook_url_not_allowed")
+    return webhook.model_dump(mode="json", exclude_none=True)
+
+
+def load(svc: Services, principal: Principal, account_id: str) -> AccountItem:
+    """The caller's account; outside its tenant or key scope it does not exist."""
+    if not principal.can_see(account_id):
+        raise NotFound(f"account {account_id} not found", code="account_not_found")
+    return svc.accounts.get(account_id, principal.tenant_id)
+
+
+def create_account(svc: Services, principal: Principal, body: AccountCreate) -> Account:
+    require_role(principal, *WRITERS)
+    if principal.account_ids:
+        raise Forbidden("account-scoped keys cannot create accounts", code="forbidden_scope")
+    now = utcnow()
+    status = ConnectionStatus.STOPPED
+    item = AccountItem(
+        new_id("acc"), tenant_id=principal.tenant_id, account_name=body.account_name,
+        phone_number=body.phone_number, provider=body.provider, connection_status=status.value,
+        tenant_status=f"{principal.tenant_id}#{status.value}", desired_state=DesiredState.STOPPED.value,
+        metadata=body.metadata, webhook=_check_webhook(svc, body.webhook),
+        status_history=[{"at": now, "from": None, "to": status.value, "reason": "created"}],
+        created_at=now, updated_at=now,
+    )
+    svc.accounts.create(item)
+    return to_view(item)
+
+
+def list_accounts(
+    svc: Services, principal: Principal, *, status: ConnectionStatus | None, limit: int, cursor: str | None
+) -> tuple[list[Account], str | None]:
+    items, next_cursor = svc.accounts.list_for_tenant(
+        principal.tenant_id, status=status, limit=limit, cursor=cursor, account_ids=principal.account_ids
+    )
+    return [to_view(i) for i in items], next_cursor
+
+
+def get_account(svc: Services, principal: Principal, account_id: str) -> Account:
+    return to_view(load(svc, principal, account_id))
+
+
+def update_account(
+    svc: Services, principal: Principal, account_id: str, body: AccountUpdate, if_match: str | None
+) -> Account:
+    require_role(principal, *WRITERS)
+    item = load(svc, principal, account_id)
+    expected = body.version
+    if if_match is not None:
+        try:
+            header_version = int(if_match.strip().removeprefix("W/").strip('"'))
+        except ValueError:
+            raise InvalidRequest("If-Match must be the account's ETag, e.g. \"3\"", code="invalid_if_match") from None
+        if expected is not None and expected != header_version:
+            raise InvalidRequest("If-Match and version disagree", code="invalid_if_match")
+        expected = header_version
+    fields = body.model_fields_set - {"version"}
+    actions: list[Any] = []
+    if "account_name" in fields and body.account_name is not None:
+        actions.append(AccountItem.account_name.set(body.account_name))
+    if "phone_number" in fields:
+        actions.append(AccountItem.phone_number.set(body.phone_number) if body.phone_number
+                       else AccountItem.phone_number.remove())
+    if "metadata" in fields:
+        actions.append(AccountItem.metadata.set(body.metadata or {}))
+    if "webhook" in fields:
+        hook = _check_webhook(svc, body.webhook)
+        actions.append(AccountItem.webhook.set(hook) if hook else AccountItem.webhook.remove())
+    if not actions:
+        raise InvalidRequest("nothing to update", code="empty_update")
+    return to_view(svc.accounts.update(item, actions, expected))
+
+
+def delete_account(svc: Services, principal: Principal, account_id: str) -> None:
+    require_role(principal, Role.ADMIN)
+    svc.accounts.delete(load(svc, principal, account_id))
+
+
+def status_actions(item: AccountItem, status: ConnectionStatus, reason: str | None) -> list[Any]:
+    """Update actions that move an account to `status` and record it in the bounded history."""
+    history = [*(item.status_history or []),
+               {"at": utcnow(), "from": item.connection_status, "to": status.value, "reason": reason}]
+    return [
+        AccountItem.connection_status.set(status.value),
+        AccountItem.tenant_status.set(f"{item.tenant_id}#{status.value}"),
+        AccountItem.status_reason.set(reason) if reason else AccountItem.status_reason.remove(),
+        AccountItem.status_history.set(history[-STATUS_HISTORY_LIMIT:]),
+    ]
+
+
+def request_action(svc: Services, principal: Principal, account_id: str, action: AccountAction) -> AccountActionAccepted:
+    """Record what the browser host should do; it acts within seconds."""
+    require_role(principal, *WRITERS)
+    item = load(svc, principal, account_id)
+    status = ConnectionStatus(item.connection_status)
+    desired = DesiredState.RUNNING if action in (AccountAction.START, AccountAction.RESTART) else (
+        DesiredState.STOPPED if action is AccountAction.STOP else DesiredState(item.desired_state))
+    actions: list[Any] = [
+        AccountItem.desired_state.set(desired.value),
+        AccountItem.action_requested_at.set(utcnow()),
+        AccountItem.pending_action.set(action.value) if action in (AccountAction.RESTART, AccountAction.LOGOUT)
+        else AccountItem.pending_action.remove(),
+    ]
+    new_status = status
+    if desired is DesiredState.RUNNING and status in (ConnectionStatus.STOPPED, ConnectionStatus.FAILED):
+        new_status = ConnectionStatus.STARTING
+    elif desired is DesiredState.STOPPED and item.host_id is None and status is not ConnectionStatus.STOPPED:
+        new_status = ConnectionStatus.STOPPED  # no host holds it: nothing to wait for
+    if new_status is not status:
+        actions += status_actions(item, new_status, f"{action.value} requested")
+    svc.accounts.update(item, actions)
+    return AccountActionAccepted(account_id=account_id, action=action, desired_state=desired,
+                                 connection_status=new_status)
+
+
+def get_qr(svc: Services, principal: Principal, account_id: str) -> QrCode:
+    """The current QR auth code; 409 until the host has one to show."""
+    item = load(svc, principal, account_id)
+    qr = _plain(item.qr) if item.qr else None
+    if item.connection_status != ConnectionStatus.SCAN_QR_CODE.value or not qr or not qr.get("value"):
+        raise Conflict(
+            "no QR code is available: start the account and wait for status SCAN_QR_CODE",
+            code="qr_not_available", details={"connection_status": item.connection_status},
+        )
+    return QrCode(value=qr["value"], expires_at=qr.get("expires_at"))
+
+
+def render_qr_png(value: str, scale: int = 6) -> bytes:
+    """The auth code as a PNG QR image."""
+    buffer = io.BytesIO()
+    segno.make(value, error="l").save(buffer, kind="png", scale=scale, border=4)
+    return buffer.getvalue()

@@ -1,0 +1,129 @@
+"""API keys: random, shown once, stored as SHA-256; roles and tenants."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+from functions.dal.tables import ApiKeyItem
+from functions.models.api_keys import ApiKey, ApiKeyCreate, ApiKeyCreated
+from functions.models.common import Principal, Role, utcnow
+from functions.service.context import Services
+from functions.shared.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized
+from functions.shared.ids import ulid
+
+KEY_PREFIX = "wgk"
+
+
+def hash_key(api_key: str) -> str:
+    """SHA-256 of the whole key: keys carry 256 random bits, so a slow hash adds nothing."""
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+def _key_id(api_key: str) -> str | None:
+    parts = api_key.split("_", 2)
+    if len(parts) != 3 or parts[0] != KEY_PREFIX or len(parts[1]) != 26 or len(parts[2]) < 32:
+        return None
+    return f"key_{parts[1]}"
+
+
+def _view(item: ApiKeyItem) -> ApiKey:
+    return ApiKey(
+        key_id=item.key_id, name=item.name, role=Role(item.role), tenant_id=item.tenant_id,
+        account_ids=sorted(item.account_ids or []), prefix=item.prefix, created_at=item.created_at,
+        created_by=item.created_by,
+    )
+
+
+def issue_key(
+    svc: Services, *, tenant_id: str, name: str, role: Role, account_ids: list[str] | None,
+    created_by: str | None,
+) -> ApiKeyCreated:
+    """Create and store a key; the returned model is the only place the secret ever appears."""
+    key_ulid = ulid()
+    api_key = f"{KEY_PREFIX}_{key_ulid}_{secrets.token_urlsafe(32)}"
+    item = ApiKeyItem(
+        f"key_{key_ulid}", tenant_id=tenant_id, name=name, role=role.value,
+        account_ids=set(account_ids) if account_ids else None, key_hash=hash_key(api_key),
+        prefix=api_key[:12], created_at=utcnow(), created_by=created_by,
+    )
+    svc.api_keys.put(item)
+    return ApiKeyCreated(**_view(item).model_dump(), api_key=api_key)
+
+
+def authenticate(svc: Services, api_key: str | None) -> Principal:
+    """The principal of a presented key, or Unauthorized (same answer for unknown and wrong keys)."""
+    key_id = _key_id(api_key or "")
+    item = svc.api_keys.get(key_id) if key_id else None
+    if item is None or not hmac.compare_digest(item.key_hash, hash_key(api_key or "")):
+        raise Unauthorized("missing or invalid API key", code="unauthorized")
+    return Principal(key_id=item.key_id, tenant_id=item.tenant_id, role=Role(item.role),
+                     account_ids=tuple(sorted(item.account_ids or [])))
+
+
+def _require_key_admin(principal: Principal) -> None:
+    if principal.role is not Role.ADMIN:
+        raise Forbidden("only admin keys manage API keys", code="forbidden_role")
+    if principal.account_ids:
+        raise Forbidden("account-scoped keys cannot manage API keys", code="forbidden_scope")
+
+
+def create_key(svc: Services, principal: Principal, body: ApiKeyCreate) -> ApiKeyCreated:
+    """`POST /api-keys`: a key in the caller's tenant, or the first key of a new tenant."""
+    _require_key_admin(principal)
+    tenant_id = principal.tenant_id
+    if body.tenant and body.tenant != principal.tenant_id:
+        if principal.tenant_id != svc.settings.bootstrap_tenant:
+            raise Forbidden("only bootstrap-tenant admins may create keys for another tenant",
+                            code="forbidden_tenant")
+        if svc.api_keys.any_for_tenant(body.tenant):
+            raise Conflict(f"tenant {body.tenant} already has keys; ask its admins", code="tenant_exists")
+        tenant_id = body.tenant
+    if body.account_ids:
+        if tenant_id != principal.tenant_id:
+            raise InvalidRequest("a new tenant's first key cannot be account-scoped", code="invalid_scope")
+        for account_id in body.account_ids:
+            try:
+                svc.accounts.get(account_id, tenant_id)
+            except NotFound:
+                raise InvalidRequest(f"account {account_id} not found in this tenant",
+                                     code="unknown_account", details={"account_id": account_id}) from None
+    return issue_key(svc, tenant_id=tenant_id, name=body.name, role=body.role,
+                     account_ids=body.account_ids, created_by=principal.key_id)
+
+
+def list_keys(svc: Services, principal: Principal) -> list[ApiKey]:
+    _require_key_admin(principal)
+    return [_view(item) for item in svc.api_keys.list_for_tenant(principal.tenant_id)]
+
+
+def delete_key(svc: Services, principal: Principal, key_id: str) -> None:
+    _require_key_admin(principal)
+    svc.api_keys.delete(key_id, principal.tenant_id)
+
+
+def ensure_bootstrap_key(svc: Services, api_key: str | None) -> tuple[str, bool]:
+    """Make sure the bootstrap tenant has an admin key; returns (key, created).
+
+    With `api_key` given (WAGATE_BOOTSTRAP_API_KEY) that exact key is stored if absent.
+    """
+    tenant = svc.settings.bootstrap_tenant
+    if api_key:
+        key_id = _key_id(api_key)
+        if key_id is None:
+            raise InvalidRequest("WAGATE_BOOTSTRAP_API_KEY must look like wgk_<26 chars>_<secret of 32+ chars>")
+        existing = svc.api_keys.get(key_id)
+        if existing is not None:
+            return api_key, False
+        svc.api_keys.put(ApiKeyItem(key_id, tenant_id=tenant, name="bootstrap", role=Role.ADMIN.value,
+                                    key_hash=hash_key(api_key), prefix=api_key[:12], created_at=utcnow()))
+        return api_key, True
+    created = issue_key(svc, tenant_id=tenant, name="bootstrap", role=Role.ADMIN, account_ids=None,
+                        created_by=None)
+    return created.api_key, True
+
+
+def new_key_string() -> str:
+    """A fresh key in the wagate format (for WAGATE_BOOTSTRAP_API_KEY and tests)."""
+    return f"{KEY_PREFIX}_{ulid()}_{secrets.token_urlsafe(32)}"

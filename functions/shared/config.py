@@ -1,0 +1,58 @@
+"""Typed settings, read once from the environment the template (or the local runtime) sets."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+from pydantic import BaseModel, Field
+
+
+class Settings(BaseModel):
+    """Everything the functions need to know about their environment."""
+
+    region: str = "us-east-1"
+    endpoint_url: str | None = None
+    # "aws" talks to AWS (or any endpoint_url); "localstack" builds clients through localstack-client.
+    target: str = "aws"
+    accounts_table: str = "wagate-accounts"
+    messages_table: str = "wagate-messages"
+    api_keys_table: str = "wagate-api-keys"
+    idempotency_table: str = "wagate-idempotency"
+    outbound_queue_url: str = ""
+    events_queue_url: str = ""
+    ingress_dlq_url: str = ""
+    media_bucket: str = ""
+    snapshot_key_id: str = ""
+    bootstrap_tenant: str = "default"
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    message_ttl_days: int = Field(default=90, ge=1)
+    idempotency_ttl_hours: int = Field(default=24, ge=1)
+    legacy_api_enabled: bool = True
+    legacy_sunset: str = "2027-06-30"
+    allow_private_webhooks: bool = False
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        """Build settings from environment variables (names are the upper-cased field names)."""
+        env = dict(os.environ if env is None else env)
+        values: dict[str, object] = {}
+        aliases = {"region": ("AWS_REGION", "AWS_DEFAULT_REGION"), "endpoint_url": ("AWS_ENDPOINT_URL",),
+                   "target": ("WAGATE_TARGET",)}
+        for name in cls.model_fields:
+            for key in aliases.get(name, (name.upper(),)):
+                if env.get(key):
+                    values[name] = env[key]
+                    break
+        return cls.model_validate(values)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings of this process, read once."""
+    return Settings.from_env()
+
+
+def reset_settings() -> None:
+    """Forget cached settings (the local runtime and tests call this after changing the environment)."""
+    get_settings.cache_clear()

@@ -1,0 +1,56 @@
+"""Domain exceptions. The API maps each class to one HTTP status in one place (api/errors.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DomainError(Exception):
+    """Base of every error the service layer raises on purpose."""
+
+    code = "error"
+
+    def __init__(self, message: str, details: Any = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+        if code:
+            self.code = code
+
+
+class InvalidRequest(DomainError):
+    code = "invalid_request"
+
+
+class Unauthorized(DomainError):
+    code = "unauthorized"
+
+
+class Forbidden(DomainError):
+    code = "forbidden"
+
+
+class NotFound(DomainError):
+    code = "not_found"
+
+
+class Conflict(DomainError):
+    code = "conflict"
+
+
+class PreconditionFailed(DomainError):
+    code = "precondition_failed"
+
+
+class Gone(DomainError):
+    code = "gone"
+
+
+class PayloadTooLarge(DomainError):
+    code = "payload_too_large"
+
+
+class DependencyFailure(DomainError):
+    """An AWS dependency failed in a way the caller may retry."""
+
+    code = "service_unavailable"

@@ -1,0 +1,18 @@
+"""The one logger, tracer and metrics object every module imports."""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+
+SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "wagate")
+
+logger = Logger(service=SERVICE)
+# The tracer is disabled outside Lambda unless X-Ray is configured; it never fails a request.
+tracer = Tracer(service=SERVICE, disabled=os.environ.get("POWERTOOLS_TRACE_DISABLED", "").lower() == "true")
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "wagate"), service=SERVICE)
+
+# Handlers that only sometimes emit a metric would warn on every quiet invocation.
+warnings.filterwarnings("ignore", message="No application metrics to publish")

@@ -1,0 +1,131 @@
+"""Starts the local stack: emulator, template resources, the API on HTTP and the SQS mappings."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from infra.local import template as tpl
+from infra.local.apigw import LocalApiGateway
+from infra.local.emulator import MotoEmulator
+from infra.local.lambda_runtime import LocalFunction, load_functions
+from infra.local.resources import Stack, create_resources
+from infra.local.sqs_mapping import SqsPoller
+
+
+@dataclass
+class RuntimeConfig:
+    """How to run the stack locally; `endpoint_url=None` starts the embedded moto server."""
+
+    endpoint_url: str | None = None
+    aws_host: str = "127.0.0.1"
+    aws_port: int = 4566
+    api_host: str = "127.0.0.1"
+    api_port: int = 3000
+    region: str = "us-east-1"
+    stack_name: str = "wagate"
+    target: str = "aws"  # "localstack" builds clients through localstack-client
+    poll_wait_seconds: int = 1
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+def reset_process_caches() -> None:
+    """Forget settings, clients and services built from a previous environment."""
+    from functions.service.context import services
+    from functions.shared.aws import reset_clients
+    from functions.shared.config import reset_settings
+
+    reset_settings()
+    reset_clients()
+    services.cache_clear()
+
+
+class LocalRuntime:
+    """The whole local control plane in one process (plus moto's thread)."""
+
+    def __init__(self, config: RuntimeConfig | None = None) -> None:
+        self.config = config or RuntimeConfig()
+        self.template = tpl.load_template()
+        self.emulator: MotoEmulator | None = None
+        self.stack: Stack | None = None
+        self.api: LocalApiGateway | None = None
+        self.functions: dict[str, LocalFunction] = {}
+        self.pollers: list[SqsPoller] = []
+        self.env: dict[str, str] = {}
+
+    @property
+    def endpoint_url(self) -> str | None:
+        return self.emulator.url if self.emulator else self.config.endpoint_url
+
+    @property
+    def api_url(self) -> str:
+        assert self.api is not None
+        return self.api.url
+
+    def start(self) -> LocalRuntime:
+        cfg = self.config
+        if cfg.endpoint_url is None:
+            self.emulator = MotoEmulator(cfg.aws_host, cfg.aws_port)
+            self.emulator.start()
+        # Emulators accept any credentials; real AWS uses the caller's own chain.
+        if self.endpoint_url:
+            os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
+            os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
+        self.stack = create_resources(self.template, endpoint_url=self.endpoint_url, region=cfg.region,
+                                      stack_name=cfg.stack_name)
+        self.env = self._function_env(self.stack)
+        os.environ.update(self.env)
+        reset_process_caches()
+        self.functions = load_functions(tpl.functions(self.template), cfg.region)
+        self.api = self._api_gateway()
+        self.api.start()
+        for mapping in tpl.sqs_mappings(self.template):
+            poller = SqsPoller(mapping, self.functions[mapping.function], self.stack.refs[mapping.queue],
+                               self.stack.attrs[(mapping.queue, "Arn")], region=cfg.region,
+                               endpoint_url=self.endpoint_url, wait_seconds=cfg.poll_wait_seconds)
+            poller.start()
+            self.pollers.append(poller)
+        return self
+
+    def _function_env(self, stack: Stack) -> dict[str, str]:
+        env = stack.function_environment(self.template)
+        env.update({
+            "AWS_REGION": self.config.region, "AWS_DEFAULT_REGION": self.config.region,
+            "WAGATE_TARGET": self.config.target,
+            # No X-Ray daemon or CloudWatch here: keep powertools from trying.
+            "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_DISABLED": "true",
+        })
+        if self.endpoint_url:
+            env["AWS_ENDPOINT_URL"] = self.endpoint_url
+        env.update(self.config.extra_env)
+        return env
+
+    def _api_gateway(self) -> LocalApiGateway:
+        api_props: dict[str, Any] = next(
+            res.get("Properties", {}) for res in self.template["Resources"].values()
+            if res.get("Type") == "AWS::Serverless::Api")
+        stage = str(self.stack.resolve(api_props.get("StageName", "v1"))) if self.stack else "v1"
+        return LocalApiGateway(
+            tpl.api_routes(self.template), self.functions, tpl.authorizers(self.template),
+            api_props.get("GatewayResponses", {}), region=self.config.region, stage=stage,
+            host=self.config.api_host, port=self.config.api_port,
+        )
+
+    def stop(self) -> None:
+        """Stop what was started, newest first."""
+        for poller in self.pollers:
+            poller.stop()
+        self.pollers.clear()
+        if self.api:
+            self.api.stop()
+            self.api = None
+        if self.emulator:
+            self.emulator.stop()
+            self.emulator = None
+
+    def __enter__(self) -> LocalRuntime:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

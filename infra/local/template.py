@@ -1,0 +1,124 @@
+"""Reading template.yaml: CloudFormation short-form tags, resources by type, API routes, SQS mappings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE_PATH = ROOT / "template.yaml"
+
+
+class _CfnLoader(yaml.SafeLoader):
+    pass
+
+
+def _tag(tag: str, node: yaml.Node) -> dict[str, Any]:
+    name = "Ref" if tag == "Ref" else f"Fn::{tag}"
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = node.value
+        if tag == "GetAtt":
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = _CfnLoader.construct_sequence(_CfnLoader, node, deep=True)  # type: ignore[arg-type]
+    else:
+        value = _CfnLoader.construct_mapping(_CfnLoader, node, deep=True)  # type: ignore[arg-type]
+    return {name: value}
+
+
+for _name in ("Ref", "GetAtt", "Sub", "Join", "Select", "Split", "If", "Equals", "Not", "And", "Or",
+              "FindInMap", "GetAZs", "ImportValue", "Base64", "Cidr", "Condition"):
+    _CfnLoader.add_constructor(f"!{_name}", lambda loader, node, _t=_name: _tag(_t, node))
+
+
+def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
+    """The template as plain data, short-form tags turned into their long form."""
+    with path.open(encoding="utf-8") as fh:
+        data = yaml.load(fh, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass with CFN tags only
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} is not a template")
+    return data
+
+
+@dataclass(frozen=True)
+class Route:
+    """One API event of a function: method is lower-case, `any` for ANY."""
+
+    function: str
+    path: str
+    method: str
+    authorizer: str | None
+
+
+@dataclass(frozen=True)
+class SqsMapping:
+    function: str
+    queue: str  # logical id
+    batch_size: int
+    report_failures: bool
+    window_seconds: int
+
+
+def _merged_function(template: dict[str, Any], logical_id: str) -> dict[str, Any]:
+    props = dict(template.get("Globals", {}).get("Function", {}))
+    own = template["Resources"][logical_id].get("Properties", {})
+    env = dict(props.get("Environment", {}).get("Variables", {}))
+    env.update(own.get("Environment", {}).get("Variables", {}))
+    props.update(own)
+    props["Environment"] = {"Variables": env}
+    return props
+
+
+def functions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Serverless functions by logical id, with Globals applied."""
+    return {lid: _merged_function(template, lid) for lid, res in template["Resources"].items()
+            if res.get("Type") == "AWS::Serverless::Function"}
+
+
+def api_routes(template: dict[str, Any]) -> list[Route]:
+    """Every Api event of every function, with the authorizer that applies to it."""
+    default_auth: dict[str, str | None] = {}
+    for lid, res in template["Resources"].items():
+        if res.get("Type") == "AWS::Serverless::Api":
+            default_auth[lid] = res.get("Properties", {}).get("Auth", {}).get("DefaultAuthorizer")
+    routes = []
+    for fid, props in functions(template).items():
+        for event in props.get("Events", {}).values():
+            if event.get("Type") != "Api":
+                continue
+            ep = event["Properties"]
+            api_ref = ep.get("RestApiId", {}).get("Ref") if isinstance(ep.get("RestApiId"), dict) else None
+            auth = ep.get("Auth", {}).get("Authorizer", default_auth.get(api_ref or "", None))
+            routes.append(Route(fid, ep["Path"], ep["Method"].lower(), None if auth == "NONE" else auth))
+    return routes
+
+
+def sqs_mappings(template: dict[str, Any]) -> list[SqsMapping]:
+    """Every SQS event source mapping declared on a function."""
+    mappings = []
+    for fid, props in functions(template).items():
+        for event in props.get("Events", {}).values():
+            if event.get("Type") != "SQS":
+                continue
+            ep = event["Properties"]
+            queue = ep["Queue"]["Fn::GetAtt"][0]
+            mappings.append(SqsMapping(
+                fid, queue, int(ep.get("BatchSize", 10)),
+                "ReportBatchItemFailures" in ep.get("FunctionResponseTypes", []),
+                int(ep.get("MaximumBatchingWindowInSeconds", 0)),
+            ))
+    return mappings
+
+
+def authorizers(template: dict[str, Any]) -> dict[str, str]:
+    """Authorizer name → the logical id of its function."""
+    found = {}
+    for res in template["Resources"].values():
+        if res.get("Type") != "AWS::Serverless::Api":
+            continue
+        for name, spec in res.get("Properties", {}).get("Auth", {}).get("Authorizers", {}).items():
+            found[name] = spec["FunctionArn"]["Fn::GetAtt"][0]
+    return found
