@@ -5,13 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
-from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, HTTPBearer
 
 from functions.api import errors
 from functions.api.routes import accounts, api_keys, messages
-from functions.shared.config import get_settings
-from functions.shared.errors import PayloadTooLarge
 
 TITLE = "wagate API"
 VERSION = "0.1.0"
@@ -21,18 +18,9 @@ SECURITY_SCHEMES: dict[str, Any] = {
 }
 
 
-def _limit_body(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
-    body = app.current_event.body or ""
-    limit = get_settings().max_body_bytes
-    if len(body) > limit:
-        raise PayloadTooLarge(f"request body is larger than {limit} bytes", details={"limit": limit})
-    return next_middleware(app)
-
-
 def create_app() -> APIGatewayRestResolver:
     """Build the resolver with every route, the error mapping and the OpenAPI/Swagger endpoints."""
     app = APIGatewayRestResolver(enable_validation=True)
-    app.use(middlewares=[_limit_body])
     errors.register(app)
     app.include_router(accounts.router)
     app.include_router(messages.router)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from functions.models.common import Principal, Role
 from functions.shared.errors import Unauthorized
 
+Resolver = APIGatewayRestResolver | APIGatewayRouter
 
-def principal_of(app: APIGatewayRestResolver) -> Principal:
+
+def principal_of(app: Resolver) -> Principal:
     """The principal the authorizer put in the request context."""
     authorizer = app.current_event.request_context.authorizer
     raw = dict(authorizer.raw_event) if authorizer is not None else {}
@@ -19,7 +22,7 @@ def principal_of(app: APIGatewayRestResolver) -> Principal:
                      account_ids=tuple(a for a in scope.split(",") if a))
 
 
-def correlation_id_of(app: APIGatewayRestResolver) -> str:
+def correlation_id_of(app: Resolver) -> str:
     """The caller's X-Correlation-Id, or the request id."""
     headers = app.current_event.headers or {}
     given = next((v for k, v in headers.items() if k.lower() == "x-correlation-id"), None)

@@ -76,4 +76,5 @@ def register(app: APIGatewayRestResolver) -> None:
     def unexpected(exc: Exception) -> Response[Any]:
         logger.exception("unhandled error")
         metrics.add_metric(name="UnhandledErrors", unit="Count", value=1)
-        return error_response(app, 500, "internal_error", "an unexpected error occurred; retry or report the request_id")
+        return error_response(app, 500, "internal_error",
+                              "an unexpected error occurred; retry or report the request_id")

@@ -8,6 +8,8 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.api.app import create_app
+from functions.models.common import ErrorBody
+from functions.shared.config import get_settings
 from functions.shared.observability import logger, metrics, tracer
 
 app = create_app()
@@ -18,4 +20,16 @@ app = create_app()
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Resolve one API Gateway REST proxy event."""
-    return app.resolve(event, context)
+    too_large = _too_large(event)
+    return too_large if too_large is not None else app.resolve(event, context)
+
+
+def _too_large(event: dict[str, Any]) -> dict[str, Any] | None:
+    """413 before any parsing: validating a huge body first would waste the time the limit protects."""
+    limit = get_settings().max_body_bytes
+    if len(event.get("body") or "") <= limit:
+        return None
+    body = ErrorBody(code="payload_too_large", message=f"request body is larger than {limit} bytes",
+                     details={"limit": limit}, request_id=(event.get("requestContext") or {}).get("requestId"))
+    return {"statusCode": 413, "headers": {"Content-Type": "application/json"}, "body": body.model_dump_json(),
+            "isBase64Encoded": False}

@@ -39,7 +39,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     except Unauthorized:
         metrics.add_metric(name="AuthRejected", unit="Count", value=1)
         logger.info("request rejected: missing or invalid API key")
-        raise Exception("Unauthorized") from None  # noqa: TRY002 - the exact text API Gateway expects
+        raise Exception("Unauthorized") from None
     logger.append_keys(tenant_id=principal.tenant_id, key_id=principal.key_id)
     return {
         "principalId": principal.key_id,

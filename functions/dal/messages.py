@@ -42,7 +42,7 @@ class MessageRepository:
                 raise Conflict(f"message {item.message_id} exists", code="message_exists") from exc
             raise
 
-    def list(
+    def list_page(
         self, account_id: str, *, direction: str | None, limit: int, cursor: str | None
     ) -> tuple[list[MessageItem], str | None]:
         """Newest-first page, optionally one direction."""
@@ -65,7 +65,7 @@ class MessageRepository:
     ) -> bool:
         """Move to `status` only if the stored status is one of `allowed_from`; False if it was not."""
         now = utcnow()
-        actions = [
+        actions: list[Any] = [
             MessageItem.status.set(status.value),
             MessageItem.updated_at.set(now),
             MessageItem.status_history.set(

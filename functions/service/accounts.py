@@ -43,7 +43,7 @@ WRITERS = (Role.ADMIN, Role.OPERATOR)
 
 def to_view(item: AccountItem) -> Account:
     """The API representation of a stored account (webhook secret never included)."""
-    webhook = item.webhook.as_dict() if item.webhook is not None and hasattr(item.webhook, "as_dict") else item.webhook
+    webhook = _plain(item.webhook)
     return Account(
         account_id=item.account_id, account_name=item.account_name, phone_number=item.phone_number,
         provider=item.provider, connection_status=ConnectionStatus(item.connection_status),
@@ -167,7 +167,9 @@ def status_actions(item: AccountItem, status: ConnectionStatus, reason: str | No
     ]
 
 
-def request_action(svc: Services, principal: Principal, account_id: str, action: AccountAction) -> AccountActionAccepted:
+def request_action(
+    svc: Services, principal: Principal, account_id: str, action: AccountAction
+) -> AccountActionAccepted:
     """Record what the browser host should do; it acts within seconds."""
     require_role(principal, *WRITERS)
     item = load(svc, principal, account_id)

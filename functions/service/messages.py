@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from dataclasses import dataclass
@@ -80,10 +81,9 @@ def _accept(
         status_history=[{"status": MessageStatus.QUEUED.value, "at": now, "reason": None}],
         created_at=now, updated_at=now, expires_at=svc.messages.expiry(svc.settings.message_ttl_days),
     )
-    try:
+    # A concurrent replay with the same key may have stored it first; sending again is deduplicated.
+    with contextlib.suppress(Conflict):
         svc.messages.create(item)
-    except Conflict:
-        pass  # a concurrent replay with the same key stored it first; sending again is deduplicated
     try:
         svc.outbound.send(OutboundQueueMessage(
             message_id=message_id, account_id=account.account_id, tenant_id=account.tenant_id,
@@ -123,7 +123,7 @@ def list_messages(
     cursor: str | None,
 ) -> tuple[list[Message], str | None]:
     load(svc, principal, account_id)
-    items, next_cursor = svc.messages.list(
+    items, next_cursor = svc.messages.list_page(
         account_id, direction=direction.value if direction else None, limit=limit, cursor=cursor
     )
     return [to_view(i) for i in items], next_cursor

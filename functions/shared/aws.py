@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import boto3
@@ -13,7 +13,7 @@ from functions.shared.config import get_settings
 _CONFIG = Config(retries={"max_attempts": 5, "mode": "adaptive"}, connect_timeout=5, read_timeout=30)
 
 
-@lru_cache(maxsize=None)
+@cache
 def client(service: str) -> Any:
     """A cached boto3 client for `service` pointed at the configured endpoint."""
     settings = get_settings()
@@ -21,7 +21,7 @@ def client(service: str) -> Any:
         import localstack_client.session as ls_session  # only needed when targeting LocalStack
 
         return ls_session.Session(region_name=settings.region).client(service)
-    return boto3.session.Session().client(
+    return boto3.session.Session().client(  # type: ignore[call-overload]
         service, region_name=settings.region, endpoint_url=settings.endpoint_url, config=_CONFIG
     )
 

@@ -10,8 +10,8 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "wagate")
 
 logger = Logger(service=SERVICE)
-# The tracer is disabled outside Lambda unless X-Ray is configured; it never fails a request.
-tracer = Tracer(service=SERVICE, disabled=os.environ.get("POWERTOOLS_TRACE_DISABLED", "").lower() == "true")
+# Powertools disables the tracer by itself outside Lambda (and with POWERTOOLS_TRACE_DISABLED).
+tracer = Tracer(service=SERVICE)
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "wagate"), service=SERVICE)
 
 # Handlers that only sometimes emit a metric would warn on every quiet invocation.

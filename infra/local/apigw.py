@@ -7,6 +7,7 @@ import fnmatch
 import json
 import threading
 import time
+import traceback
 import uuid
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,6 +15,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from infra.local.lambda_runtime import LocalFunction
+from infra.local.log import log
 from infra.local.resources import ACCOUNT_ID
 from infra.local.template import Route
 
@@ -102,7 +104,9 @@ class LocalApiGateway:
 
     # --- request handling -------------------------------------------------------------------------------
 
-    def handle(self, method: str, raw_path: str, headers: list[tuple[str, str]], body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+    def handle(
+        self, method: str, raw_path: str, headers: list[tuple[str, str]], body: bytes
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
         """One HTTP request → (status, headers, body)."""
         request_id = str(uuid.uuid4())
         try:
@@ -124,6 +128,7 @@ class LocalApiGateway:
         try:
             result = self.functions[route.function].invoke(event)
         except Exception as exc:
+            log(f"{route.function} failed on {method} {path}:\n{traceback.format_exc()}")
             raise GatewayError("DEFAULT_5XX", 502, "Internal server error") from exc
         return self._proxy_result(result, request_id)
 
@@ -162,7 +167,8 @@ class LocalApiGateway:
             "stageVariables": None,
             "requestContext": {
                 "resourceId": resource.path, "resourcePath": resource.path, "httpMethod": method.upper(),
-                "extendedRequestId": request_id, "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+                "extendedRequestId": request_id,
+                "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
                 "path": f"/{self.stage}{path}", "accountId": ACCOUNT_ID, "protocol": "HTTP/1.1",
                 "stage": self.stage, "domainPrefix": "localhost", "requestTimeEpoch": int(now * 1000),
                 "requestId": request_id, "apiId": API_ID, "domainName": "localhost",
@@ -185,6 +191,7 @@ class LocalApiGateway:
         except Exception as exc:
             if str(exc) == "Unauthorized":
                 raise GatewayError("UNAUTHORIZED", 401, "Unauthorized") from None
+            log(f"authorizer failed:\n{traceback.format_exc()}")
             raise GatewayError("AUTHORIZER_FAILURE", 500, "Authorizer failure") from exc
         if not _allows(result.get("policyDocument", {}), arn):
             raise GatewayError("ACCESS_DENIED", 403, "User is not authorized to access this resource")
@@ -243,7 +250,7 @@ class LocalApiGateway:
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
         return Handler

@@ -9,8 +9,8 @@ from typing import Any
 import boto3
 
 from infra.local.lambda_runtime import LocalFunction
-from infra.local.template import SqsMapping
 from infra.local.log import log
+from infra.local.template import SqsMapping
 
 
 def _attribute(value: dict[str, Any]) -> dict[str, Any]:

@@ -91,7 +91,7 @@ def api_routes(template: dict[str, Any]) -> list[Route]:
                 continue
             ep = event["Properties"]
             api_ref = ep.get("RestApiId", {}).get("Ref") if isinstance(ep.get("RestApiId"), dict) else None
-            auth = ep.get("Auth", {}).get("Authorizer", default_auth.get(api_ref or "", None))
+            auth = ep.get("Auth", {}).get("Authorizer", default_auth.get(api_ref or ""))
             routes.append(Route(fid, ep["Path"], ep["Method"].lower(), None if auth == "NONE" else auth))
     return routes
 

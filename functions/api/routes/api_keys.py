@@ -15,7 +15,7 @@ from functions.service import api_keys as service
 from functions.service.context import services
 from functions.shared.observability import logger
 
-router = APIGatewayRouter()
+router = APIGatewayRouter()  # type: ignore[no-untyped-call]
 
 
 @router.post("/api-keys", summary="Create an API key (shown once)", tags=["api-keys"],

@@ -17,7 +17,7 @@ from functions.service import messages as service
 from functions.service.context import services
 from functions.shared.observability import logger, metrics
 
-router = APIGatewayRouter()
+router = APIGatewayRouter()  # type: ignore[no-untyped-call]
 MessageId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:-]{1,128}$", description="The message id.")]
 
 

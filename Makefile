@@ -1,0 +1,63 @@
+# wagate - two commands on a fresh machine: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SAM_VENV := .venv-sam
+CHROMIUM ?= /usr/bin/chromium
+WAJS := infra/wa-js/node_modules/@wppconnect/wa-js/dist/wppconnect-wa.js
+SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
+export AWS_DEFAULT_REGION ?= us-east-1
+export SAM_CLI_TELEMETRY := 0
+
+.PHONY: install run test test-unit test-integration test-e2e lint bench clean
+
+install: $(VENV)/.installed $(CHROMIUM) $(WAJS)
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+$(SAM_VENV)/.installed:
+	# The SAM CLI pins its own dependencies: it gets a virtual environment of its own.
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/pip install --quiet 'aws-sam-cli>=1.140,<2'
+	touch $@
+
+$(CHROMIUM):
+	# Playwright cannot download its browsers here: Debian's Chromium, driven with executable_path.
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null
+
+$(WAJS): infra/wa-js/package.json infra/wa-js/package-lock.json
+	cd infra/wa-js && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+run: install ## the gateway on this machine: emulator, API on :3000, simulator, browser host
+	$(BIN)/python -m infra.local
+
+test: install $(SAM_VENV)/.installed ## every test: unit, integration, end-to-end
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+test-unit: $(VENV)/.installed
+	$(BIN)/python -m pytest -q tests/unit
+
+test-integration: install
+	$(BIN)/python -m pytest -q -m integration
+
+test-e2e: install
+	$(BIN)/python -m pytest -q -m e2e
+
+lint: $(VENV)/.installed $(SAM_VENV)/.installed
+	$(BIN)/ruff check functions browser_host infra tests bench
+	$(BIN)/mypy functions browser_host
+	$(SAM_VENV)/bin/sam validate --lint
+
+bench: install ## benchmarks: prints numbers and writes docs/benchmarks.md
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) $(SAM_VENV) infra/wa-js/node_modules .pytest_cache .mypy_cache .ruff_cache

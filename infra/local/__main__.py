@@ -1,0 +1,56 @@
+"""`python -m infra.local` (what `make run` starts): the whole gateway on this machine."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import threading
+
+from infra.local.log import log
+from infra.local.runtime import LocalRuntime, RuntimeConfig
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m infra.local", description=__doc__)
+    parser.add_argument("--endpoint-url", default=os.environ.get("AWS_ENDPOINT_URL"),
+                        help="Use this AWS endpoint (LocalStack, AWS) instead of starting the embedded moto server")
+    parser.add_argument("--aws-port", type=int, default=int(os.environ.get("WAGATE_AWS_PORT", "4566")))
+    parser.add_argument("--api-port", type=int, default=int(os.environ.get("WAGATE_API_PORT", "3000")))
+    parser.add_argument("--region", default=os.environ.get("AWS_REGION", "us-east-1"))
+    parser.add_argument("--stack-name", default=os.environ.get("WAGATE_STACK_NAME", "wagate"))
+    parser.add_argument("--target", choices=["aws", "localstack"], default=os.environ.get("WAGATE_TARGET", "aws"))
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    config = RuntimeConfig(endpoint_url=args.endpoint_url or None, aws_port=args.aws_port, api_port=args.api_port,
+                           region=args.region, stack_name=args.stack_name, target=args.target)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    runtime = LocalRuntime(config).start()
+    try:
+        from functions.service.api_keys import ensure_bootstrap_key
+        from functions.service.context import services
+
+        key, created = ensure_bootstrap_key(services(), os.environ.get("WAGATE_BOOTSTRAP_API_KEY"))
+        log(f"AWS endpoint: {runtime.endpoint_url or 'AWS (default credentials chain)'}")
+        log(f"API:          {runtime.api_url}  (Swagger UI: {runtime.api_url}/docs)")
+        print("", flush=True)
+        print(f"  wagate is running at {runtime.api_url}", flush=True)
+        if created:
+            print(f"  bootstrap admin API key (shown once): {key}", flush=True)
+        else:
+            print("  bootstrap admin API key: the value of WAGATE_BOOTSTRAP_API_KEY", flush=True)
+        print(f"  try: curl -H 'X-Api-Key: <key>' {runtime.api_url}/accounts", flush=True)
+        print("  Ctrl-C stops everything.\n", flush=True)
+        stop.wait()
+    finally:
+        log("stopping")
+        runtime.stop()
+
+
+if __name__ == "__main__":
+    main()
