@@ -85,6 +85,14 @@ class SimPage:
                 raise AssertionError(f"no {name} event within {timeout}s; got {self.names()}")
             self.page.wait_for_timeout(30)
 
+    def eventually(self, check: Callable[[], bool], timeout: float = 5.0) -> None:
+        """Poll `check` (pumping Playwright events) until it is true."""
+        deadline = time.monotonic() + timeout
+        while not check():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"condition not met within {timeout}s")
+            self.page.wait_for_timeout(30)
+
     def wpp(self, expr: str, arg: Any = None) -> Any:
         return self.page.evaluate(expr, arg)
 

@@ -52,14 +52,10 @@ def test_inbound_message_and_mark_read(open_page: Any, client: Any, link: Any) -
     assert msg["id"]["_serialized"] == f"false_{CONTACT}@c.us_{sent['id']}" == sent["key"]
     assert msg["id"]["remote"] == f"{CONTACT}@c.us"
     assert isinstance(msg["t"], int)
-    deadline = time.monotonic() + 3
-    while client.messages(CONTACT, "sent")[0]["status"] != "delivered" and time.monotonic() < deadline:
-        sp.page.wait_for_timeout(30)
-    assert client.messages(CONTACT, "sent")[0]["status"] == "delivered"
+    sp.eventually(lambda: client.messages(CONTACT, "sent")[0]["status"] == "delivered")
     read = sp.wpp("c => WPP.chat.markIsRead(c)", f"{CONTACT}@c.us")
     assert read["wid"]["_serialized"] == f"{CONTACT}@c.us" and read["unreadCount"] == 1
-    sp.page.wait_for_timeout(100)
-    assert client.messages(CONTACT, "sent")[0]["status"] == "read"
+    sp.eventually(lambda: client.messages(CONTACT, "sent")[0]["status"] == "read")
 
 
 def test_network_down_queues_sends_until_up(open_page: Any, client: Any, link: Any) -> None:

@@ -72,6 +72,10 @@
         if (state.creds) {
           send({ type: 'login', wid: state.creds.wid, device_id: state.creds.deviceId,
             proof: await store.prove(state.creds.secret, nonce) });
+        } else if (state.stage === 'pairing' && ![...reqs.values()].some((r) => r.frame.type === 'pair_request')) {
+          // The server forgets a pairing code with its connection: show a QR again, like an expired code.
+          Object.assign(state, { stage: 'qr', pairingCode: null, pairingPhone: null });
+          send({ type: 'qr_request' });
         } else if (state.stage === 'qr' || state.stage === 'boot') {
           send({ type: 'qr_request' });
         }
@@ -340,6 +344,7 @@
     }
     S.fullReady = true;
     ev.emit('loader.full_ready');
+    S.resolveBooted();
     render();
     connect();
   }

@@ -37,7 +37,7 @@ async function refreshPending() {
 
 async function refreshAccounts() {
   const { accounts } = await api('GET', '/sim/accounts');
-  $('accounts').tBodies[0].innerHTML = accounts.map((a) => `<tr><td>+${esc(a.phone_number)} ${a.online ? '🟢' : '⚪'}</td>
+  $('accounts').tBodies[0].innerHTML = accounts.map((a) => `<tr><td>+${esc(a.phone_number)} <small>${a.online ? 'online' : 'offline'}</small></td>
     <td>${a.devices.map((d) => `#${d.device_id}${d.online ? ' online' : ''}`).join(', ')}</td>
     <td><select data-net="${esc(a.phone_number)}">${['up', 'slow', 'down'].map((s) =>
       `<option${s === a.network ? ' selected' : ''}>${s}</option>`).join('')}</select></td>

@@ -166,6 +166,9 @@
     if (!S.core) throw new WPPError('not_ready', 'WPP is not ready yet');
     return S.core;
   };
+  // Async calls made before the client booted wait for it instead of failing.
+  S.booted = new Promise((resolve) => { S.resolveBooted = resolve; });
+  const later = (fn) => async (...args) => { await S.booted; return fn(...args); };
 
   const loader = {
     loaderType: 'unknown',
@@ -187,11 +190,11 @@
     isIdle: () => !!S.core && core().state.stage === 'idle',
     isMultiDevice: () => true,
     needsUpdate: () => false,
-    getAuthCode: async () => core().getAuthCode(),
-    refreshQR: async () => core().refreshQR(),
-    genLinkDeviceCodeForPhoneNumber: async (phone, sendPushNotification = true) =>
-      core().genLinkDeviceCode(phone, sendPushNotification),
-    logout: async () => core().logout(),
+    getAuthCode: later(() => core().getAuthCode()),
+    refreshQR: later(() => core().refreshQR()),
+    genLinkDeviceCodeForPhoneNumber: later((phone, sendPushNotification = true) =>
+      core().genLinkDeviceCode(phone, sendPushNotification)),
+    logout: later(() => core().logout()),
     getMyUserId: () => (S.core ? core().state.me || undefined : undefined),
     getMyUserWid: () => (S.core ? core().state.me || undefined : undefined),
     getMyDeviceId: () => {
@@ -202,10 +205,10 @@
   };
 
   const chat = {
-    sendTextMessage: async (chatId, content, options) => core().sendTextMessage(chatId, content, options || {}),
-    markIsRead: async (chatId) => core().markIsRead(chatId),
+    sendTextMessage: later((chatId, content, options) => core().sendTextMessage(chatId, content, options || {})),
+    markIsRead: later((chatId) => core().markIsRead(chatId)),
     get: (chatId) => (S.core ? core().getChat(chatId) : undefined),
-    getMessageById: async (id) => core().getMessageById(id),
+    getMessageById: later((id) => core().getMessageById(id)),
   };
 
   const emitterApi = {};
