@@ -1,0 +1,1 @@
+"""Static files of the simulator page (a package so that package-data ships them)."""
