@@ -1,0 +1,185 @@
+"""Unit tests of the row → account mapping and the codec (no network)."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from functions.dal.tables import AccountItem
+from infra.migration.codec import canonical, checksum, differing_fields, serialize_item
+from infra.migration.mapping import InvalidRow, map_row, normalise_timestamp
+from tests.migration.legacy_data import legacy_rows
+
+
+def row(**columns: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {"session_id": "s-1", "workspace_id": "ws-1", "phone_number": "+55 11 91234-5678",
+                            "status": "connected", "provider_type": "webjs", "session_name": "Support",
+                            "created_at": "2023-01-02T03:04:05Z", "updated_at": "2023-02-03 04:05:06"}
+    base.update(columns)
+    return {k: v for k, v in base.items() if v is not ...}
+
+
+@pytest.mark.parametrize(("legacy", "status", "desired"), [
+    ("connected", "WORKING", "running"),
+    ("disconnected", "STOPPED", "stopped"),
+    ("qr_scanning", "SCAN_QR_CODE", "running"),
+    ("authenticating", "STARTING", "running"),
+    ("failed", "FAILED", "stopped"),
+    ("CONNECTED", "WORKING", "running"),
+])
+def test_documented_statuses_map_to_account_statuses(legacy: str, status: str, desired: str) -> None:
+    # Given a row with a documented legacy status / When mapped
+    item = map_row(row(status=legacy)).item
+    # Then status, tenant_status, desired_state and the history follow the table
+    assert item["connection_status"] == status
+    assert item["tenant_status"] == f"ws-1#{status}"
+    assert item["desired_state"] == desired
+    assert item["status_history"] == [{"at": "2023-02-03T04:05:06.000Z", "from": None, "to": status,
+                                       "reason": f"migrated from legacy status {legacy}"}]
+    assert item["metadata"]["legacy"]["status"] == legacy
+    assert item["version"] == 1
+
+
+def test_unknown_status_is_kept_and_the_number_stays_stopped() -> None:
+    # Given a status nobody documented / When mapped
+    mapped = map_row(row(status="zombie"))
+    # Then it is stopped, explained, and the original survives in metadata.legacy
+    assert (mapped.item["connection_status"], mapped.item["desired_state"]) == ("STOPPED", "stopped")
+    assert mapped.item["metadata"]["legacy"]["status"] == "zombie"
+    assert "unknown legacy status 'zombie'" in mapped.item["status_reason"]
+    assert "unknown_status" in mapped.warnings
+    assert mapped.status_mapping == "zombie (unknown) -> STOPPED"
+
+
+def test_providers_and_desired_state() -> None:
+    # Given webjs, meta and an unknown provider / When mapped
+    web, meta, other = (map_row(row(provider_type=p)).item for p in ("webjs", "meta", "baileys"))
+    # Then webjs becomes "web"; meta stays "meta" and stopped (no browser host serves it); unknown kept verbatim
+    assert (web["provider"], web["desired_state"]) == ("web", "running")
+    assert (meta["provider"], meta["desired_state"], meta["connection_status"]) == ("meta", "stopped", "WORKING")
+    assert other["provider"] == "baileys" and other["metadata"]["legacy"]["provider_type"] == "baileys"
+    assert map_row(row(provider_type=...)).item["provider"] == "web"
+
+
+@pytest.mark.parametrize(("name", "phone", "expected"), [
+    ("Support", "+5511912345678", "Support"),
+    ("", "+5511912345678", "WhatsApp +5511912345678"),
+    ("   ", "5511912345678@c.us", "WhatsApp +5511912345678"),
+    (None, None, "WhatsApp s-1"),
+    (..., "n/a", "WhatsApp s-1"),
+    ("客服 🚀", None, "客服 🚀"),
+])
+def test_account_name_from_session_name_or_phone(name: Any, phone: Any, expected: str) -> None:
+    # Given a session name that may be empty or missing / When mapped / Then a readable name results
+    assert map_row(row(session_name=name, phone_number=phone)).item["account_name"] == expected
+
+
+def test_long_names_are_truncated_and_the_original_kept() -> None:
+    # Given a 140-character name / When mapped
+    item = map_row(row(session_name="é" * 140)).item
+    # Then the account name fits the API's 100 characters and nothing is lost
+    assert item["account_name"] == "é" * 100
+    assert item["metadata"]["legacy"]["session_name"] == "é" * 140
+
+
+def test_phone_numbers_are_normalised_and_unusable_ones_kept() -> None:
+    # Given formatted, JID and unusable phone numbers / When mapped
+    formatted = map_row(row(phone_number="+55 11 91234-5678"))
+    jid = map_row(row(phone_number="5511912345678:3@s.whatsapp.net"))
+    unusable = map_row(row(phone_number="n/a"))
+    # Then E.164 digits are stored and any original that differs is kept in metadata.legacy
+    assert formatted.item["phone_number"] == jid.item["phone_number"] == "5511912345678"
+    assert formatted.item["metadata"]["legacy"]["phone_number"] == "+55 11 91234-5678"
+    assert unusable.item["phone_number"] is None
+    assert unusable.item["metadata"]["legacy"]["phone_number"] == "n/a"
+    assert "unusable_phone_number" in unusable.warnings
+    assert "phone_number" not in map_row(row(phone_number="5511912345678")).item["metadata"]["legacy"]
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("2023-01-02T03:04:05Z", "2023-01-02T03:04:05.000Z"),
+    ("2023-01-02 03:04:05", "2023-01-02T03:04:05.000Z"),  # naive SQL timestamps are UTC
+    ("2023-01-02T00:04:05-03:00", "2023-01-02T03:04:05.000Z"),
+    ("2023-01-02 03:04:05.123456+00", "2023-01-02T03:04:05.123456Z"),  # precision kept, not rounded
+    ("2023-01-02 03:04:05 UTC", "2023-01-02T03:04:05.000Z"),
+    ("Mon, 02 Jan 2023 03:04:05 GMT", "2023-01-02T03:04:05.000Z"),
+    (1672628645, "2023-01-02T03:04:05.000Z"),
+    (Decimal("1672628645123"), "2023-01-02T03:04:05.123Z"),
+    ("1672628645", "2023-01-02T03:04:05.000Z"),
+])
+def test_timestamps_keep_the_instant(value: Any, expected: str) -> None:
+    # Given a timestamp in one of the formats exports use / When normalised / Then the same instant in UTC Z
+    assert normalise_timestamp(value) == (expected, False)
+
+
+def test_timestamps_that_lose_precision_or_do_not_parse_are_kept() -> None:
+    # Given nanoseconds, garbage and a missing created_at / When mapped
+    item = map_row(row(created_at="2023-01-02T03:04:05.123456789Z", updated_at="yesterday")).item
+    missing = map_row(row(created_at=..., updated_at="2023-02-03T04:05:06Z"))
+    # Then the originals are in metadata.legacy and created_at falls back to updated_at
+    assert item["metadata"]["legacy"]["timestamps"] == {"created_at": "2023-01-02T03:04:05.123456789Z",
+                                                        "updated_at": "yesterday"}
+    assert item["updated_at"] == item["created_at"] == "2023-01-02T03:04:05.123456Z"
+    assert missing.item["created_at"] == "2023-02-03T04:05:06.000Z"
+    assert "missing_created_at" in missing.warnings
+
+
+def test_soft_deleted_rows_are_deleted_and_stopped() -> None:
+    # Given a connected row with deleted_at / When mapped / Then the account is deleted and will not run
+    mapped = map_row(row(deleted_at="2024-05-06 07:08:09"))
+    assert mapped.deleted and mapped.item["deleted_at"] == "2024-05-06T07:08:09.000Z"
+    assert (mapped.item["connection_status"], mapped.item["desired_state"]) == ("WORKING", "stopped")
+    assert not map_row(row(deleted_at="")).deleted
+
+
+def test_unknown_columns_and_session_data_are_kept_as_given() -> None:
+    # Given extra columns and session_data as text and as a map / When mapped
+    as_text = map_row(row(session_data='{"a": 1}', plan="pro", retries=3)).item["metadata"]["legacy"]
+    as_map = map_row(row(session_data={"a": Decimal("1.5")})).item["metadata"]["legacy"]
+    # Then nothing is dropped and nothing is reinterpreted
+    assert as_text["session_data"] == '{"a": 1}'
+    assert as_text["columns"] == {"plan": "pro", "retries": 3}
+    assert as_map["session_data"] == {"a": Decimal("1.5")}
+    assert "session_data" not in map_row(row(session_data="")).item["metadata"]["legacy"]
+
+
+@pytest.mark.parametrize("columns", [{"session_id": ...}, {"session_id": ""}, {"workspace_id": None},
+                                     {"session_id": "x" * 3000}])
+def test_rows_without_keys_are_invalid(columns: dict[str, Any]) -> None:
+    # Given a row with no usable session_id or workspace_id / When mapped / Then it is refused, not guessed
+    with pytest.raises(InvalidRow):
+        map_row(row(**columns))
+
+
+def test_numeric_ids_become_text() -> None:
+    # Given a SQL export with integer ids / When mapped / Then keys are strings without ".0"
+    item = map_row(row(session_id=42, workspace_id=Decimal("7"))).item
+    assert (item["account_id"], item["tenant_id"]) == ("42", "7")
+
+
+def test_written_items_are_exactly_what_pynamodb_writes() -> None:
+    # Given many generated rows (JSON-typed, like JSONL sources)
+    for legacy in legacy_rows(300, seed=3):
+        item = map_row(legacy).item
+        # When serialised by the migration and by the AccountItem model
+        model = AccountItem(**{k: v for k, v in item.items() if k != "account_id"}, account_id=item["account_id"])
+        # Then the AttributeValues are identical
+        assert serialize_item(item) == model.serialize()
+
+
+def test_checksum_is_stable_and_sees_every_field() -> None:
+    # Given one mapped row
+    item = map_row(row(session_data={"n": 1})).item
+    # When numbers change representation, a field changes, or a field the migration never sets appears
+    same = json.loads(json.dumps(item))
+    same["metadata"]["legacy"]["session_data"]["n"] = Decimal("1.0")
+    renamed = {**item, "account_name": "Other"}
+    hosted = {**item, "host_id": "host-1"}
+    # Then only real differences change the checksum, and the differing fields are named
+    assert checksum(same) == checksum(item) == map_row(row(session_data={"n": 1})).checksum
+    assert differing_fields(item, renamed) == ["account_name"]
+    assert differing_fields(item, hosted) == ["host_id"]
+    assert canonical({1, 2}) == canonical({Decimal(2), Decimal(1)})
