@@ -67,7 +67,8 @@ def runtime() -> Iterator[Any]:
     from infra.local.emulator import free_port
     from infra.local.runtime import LocalRuntime, RuntimeConfig
 
-    rt = LocalRuntime(RuntimeConfig(aws_port=free_port(), api_port=free_port())).start()
+    rt = LocalRuntime(RuntimeConfig(aws_port=free_port(), api_port=free_port(), with_sim=True, sim_port=0,
+                                    sim_qr_interval=4.0)).start()
     yield rt
     rt.stop()
 

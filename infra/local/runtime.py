@@ -28,6 +28,9 @@ class RuntimeConfig:
     target: str = "aws"  # "localstack" builds clients through localstack-client
     poll_wait_seconds: int = 1
     extra_env: dict[str, str] = field(default_factory=dict)
+    with_sim: bool = False
+    sim_port: int = 3100
+    sim_qr_interval: float = 20.0
 
 
 def reset_process_caches() -> None:
@@ -53,6 +56,7 @@ class LocalRuntime:
         self.functions: dict[str, LocalFunction] = {}
         self.pollers: list[SqsPoller] = []
         self.env: dict[str, str] = {}
+        self.sim: Any = None
 
     @property
     def endpoint_url(self) -> str | None:
@@ -86,7 +90,19 @@ class LocalRuntime:
                                endpoint_url=self.endpoint_url, wait_seconds=cfg.poll_wait_seconds)
             poller.start()
             self.pollers.append(poller)
+        if cfg.with_sim:
+            from infra.wa_sim import WaSimServer
+
+            self.sim = WaSimServer(port=cfg.sim_port, qr_interval=cfg.sim_qr_interval)
+            self.sim.start()
         return self
+
+    def host_env(self) -> dict[str, str]:
+        """Environment of a browser host process serving this stack (and the simulator, when it runs)."""
+        env = dict(self.env)
+        if self.sim is not None:
+            env["WAGATE_WA_URL"] = self.sim.url
+        return env
 
     def _function_env(self, stack: Stack) -> dict[str, str]:
         env = stack.function_environment(self.template)
@@ -120,6 +136,9 @@ class LocalRuntime:
         if self.api:
             self.api.stop()
             self.api = None
+        if self.sim is not None:
+            self.sim.stop()
+            self.sim = None
         if self.emulator:
             self.emulator.stop()
             self.emulator = None

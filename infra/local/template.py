@@ -16,22 +16,22 @@ class _CfnLoader(yaml.SafeLoader):
     pass
 
 
-def _tag(tag: str, node: yaml.Node) -> dict[str, Any]:
+def _tag(loader: yaml.SafeLoader, tag: str, node: yaml.Node) -> dict[str, Any]:
     name = "Ref" if tag == "Ref" else f"Fn::{tag}"
     if isinstance(node, yaml.ScalarNode):
         value: Any = node.value
         if tag == "GetAtt":
             value = value.split(".", 1)
     elif isinstance(node, yaml.SequenceNode):
-        value = _CfnLoader.construct_sequence(_CfnLoader, node, deep=True)  # type: ignore[arg-type]
+        value = loader.construct_sequence(node, deep=True)
     else:
-        value = _CfnLoader.construct_mapping(_CfnLoader, node, deep=True)  # type: ignore[arg-type]
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
     return {name: value}
 
 
 for _name in ("Ref", "GetAtt", "Sub", "Join", "Select", "Split", "If", "Equals", "Not", "And", "Or",
               "FindInMap", "GetAZs", "ImportValue", "Base64", "Cidr", "Condition"):
-    _CfnLoader.add_constructor(f"!{_name}", lambda loader, node, _t=_name: _tag(_t, node))
+    _CfnLoader.add_constructor(f"!{_name}", lambda loader, node, _t=_name: _tag(loader, _t, node))
 
 
 def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:

@@ -1,0 +1,71 @@
+"""One message from POST /accounts/{id}/messages to the simulated phone and back as an event."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import boto3
+
+from infra.local.host_process import HostProcess
+from tests.conftest import Api, create_account
+from tests.e2e.conftest import Phone, account_status, link_by_qr, wait_until
+
+
+def _number() -> str:
+    return "1555" + str(uuid.uuid4().int)[:7]
+
+
+def events_for(runtime: Any, account_id: str, seen: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    sqs = boto3.client("sqs", endpoint_url=runtime.endpoint_url, region_name="us-east-1")
+    url = runtime.stack.refs["EventsQueue"]
+    while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+        for message in batch:
+            event = json.loads(message["Body"])
+            if event["account_id"] == account_id:
+                seen.append(event)
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return seen
+
+
+def test_link_send_ack_and_receive(tenant_admin: Api, runtime: Any, phone: Phone, host: HostProcess) -> None:
+    # Given an account linked by scanning its QR code with the phone
+    business, contact = _number(), _number()
+    account_id = create_account(tenant_admin, "e2e")["account_id"]
+    link_by_qr(tenant_admin, phone, account_id, business)
+    account = tenant_admin.get(f"/accounts/{account_id}").json()
+    assert account["phone_number"] == business
+    assert [h["to"] for h in account["status_history"]][-3:] == ["STARTING", "SCAN_QR_CODE", "WORKING"]
+    assert tenant_admin.get(f"/accounts/{account_id}/qr").status_code == 409  # linked: no QR any more
+
+    # When a text message is sent through the API
+    sent = tenant_admin.post(f"/accounts/{account_id}/messages",
+                             json={"to": contact, "type": "text", "text": {"body": "Your order shipped"}}).json()
+
+    # Then the contact's phone receives exactly that text, once, and the status becomes sent
+    received = wait_until(lambda: phone.received(contact), 30, "the message on the phone")
+    assert [m["body"] for m in received] == ["Your order shipped"]
+    message_url = f"/accounts/{account_id}/messages/{sent['message_id']}"
+    wait_until(lambda: tenant_admin.get(message_url).json()["status"] == "sent", 15, "status sent")
+
+    # When the contact reads it, Then the API shows read with the whole history
+    phone.post(f"/sim/contacts/{contact}/ack", {"message_id": received[0]["key"], "ack": "read"})
+    final = wait_until(lambda: (m := tenant_admin.get(message_url).json())["status"] == "read" and m, 15, "read")
+    assert [h["status"] for h in final["status_history"]] == ["queued", "sending", "sent", "read"]
+
+    # When the contact writes back, Then it is stored as inbound and published as an event
+    phone.post(f"/sim/contacts/{contact}/send", {"to": business, "text": "Thanks!"})
+    inbound = wait_until(lambda: tenant_admin.get(f"/accounts/{account_id}/messages",
+                                                  params={"direction": "inbound"}).json()["items"], 15, "inbound")
+    assert inbound[0]["from"] == contact and inbound[0]["content"]["text"] == {"body": "Thanks!"}
+    assert inbound[0]["status"] == "received"
+    seen: list[dict[str, Any]] = []
+    wait_until(lambda: any(e["type"] == "message.received" for e in events_for(runtime, account_id, seen)),
+               15, "message.received event")
+    received_event = next(e for e in seen if e["type"] == "message.received")
+    assert received_event["payload"]["text"] == {"body": "Thanks!"}
+    assert received_event["payload"]["message_id"] == inbound[0]["message_id"]
+    kinds = {e["type"] for e in seen}
+    assert {"account.status", "account.qr", "message.status"} <= kinds
+    assert account_status(tenant_admin, account_id) == "WORKING"
