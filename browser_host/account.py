@@ -73,6 +73,7 @@ class AccountRunner:
         self.machine = StatusMachine(S(account.connection_status) if account.connection_status != S.WORKING.value
                                      else S.STARTING)
         self.handled_action_at = account.action_requested_at
+        self.handled_pairing_at: str | None = None
         self.failed = False  # gave up after max recoveries: only a new action restarts it
         self.recoveries = 0
         self.backoff = Backoff(self.cfg.recovery_backoff, self.cfg.recovery_backoff_max)
@@ -185,10 +186,12 @@ class AccountRunner:
         except TimeoutError as exc:
             raise TransientSendError("WhatsApp Web did not answer in time") from exc
         except PlaywrightError as exc:
-            text_error = str(exc)
-            if any(code in text_error for code in ("chat_not_found", "invalid_wid", "wid_not_found")):
-                raise PermanentSendError("invalid_recipient", f"{to} is not a WhatsApp user") from exc
-            raise TransientSendError(text_error.splitlines()[0][:300]) from exc
+            raise TransientSendError(str(exc).splitlines()[0][:300]) from exc
+        error = result.get("error")
+        if error:
+            if error.get("code") in bridge.PERMANENT_ERRORS:
+                raise PermanentSendError("invalid_recipient", f"{to} is not a WhatsApp user ({error['code']})")
+            raise TransientSendError(f"{error.get('code')}: {str(error.get('message'))[:300]}")
         return str(result.get("id") or serialized), int(result.get("ack") or 0)
 
     # --- events from the page ---------------------------------------------------------------------------
@@ -232,7 +235,8 @@ class AccountRunner:
         self._logout_reason = None
         self.recoveries = 0
         phone = me.split("@")[0].split(":")[0] if me else None
-        extra = [AccountItem.qr.remove()] + ([AccountItem.phone_number.set(phone)] if phone else [])
+        extra: list[Any] = [AccountItem.qr.remove(), AccountItem.pairing.remove()]
+        extra += [AccountItem.phone_number.set(phone)] if phone else []
         self._set_status(S.WORKING, "connected to WhatsApp", extra=extra)
         await self.save_snapshot()
 

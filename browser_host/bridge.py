@@ -61,8 +61,14 @@ FIND_MESSAGE = """async (id) => {
   try { const m = await WPP.chat.getMessageById(id); return m ? {ack: m.ack ?? 0} : null; }
   catch (e) { return null; }
 }"""
+# wa-js rejects with a WPPError carrying a machine-readable `code`: return it instead of a message to parse.
 SEND_TEXT = """async ([chat, body, messageId, linkPreview]) => {
-  const r = await WPP.chat.sendTextMessage(chat, body, {messageId, waitForAck: false, createChat: true,
-                                                        linkPreview});
-  return {id: r.id && (r.id._serialized || String(r.id)), ack: r.ack ?? 0};
+  try {
+    const r = await WPP.chat.sendTextMessage(chat, body, {messageId, waitForAck: false, createChat: true,
+                                                          linkPreview});
+    return {id: r.id && (r.id._serialized || String(r.id)), ack: r.ack ?? 0};
+  } catch (e) {
+    return {error: {code: (e && e.code) || null, message: String((e && e.message) || e)}};
+  }
 }"""
+PERMANENT_ERRORS = frozenset({"chat_not_found", "invalid_wid", "wid_not_found", "invalid_chat"})

@@ -15,7 +15,7 @@ from typing import Any
 from playwright.async_api import Browser, Playwright, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
-from browser_host.account import AccountRunner, HostServices
+from browser_host.account import AccountRunner, HostServices, _iso_in
 from browser_host.chromium import launch_args
 from browser_host.config import HostConfig
 from browser_host.health import HealthServer
@@ -24,6 +24,7 @@ from browser_host.state import Backoff
 from browser_host.store import HostStore
 from functions.dal.tables import AccountItem
 from functions.models.accounts import AccountAction, ConnectionStatus, DesiredState
+from functions.service.accounts import PAIRING_TTL_SECONDS, plain
 from functions.shared.aws import client
 
 log = logging.getLogger("browser_host")
@@ -106,6 +107,8 @@ class BrowserHost:
                 await self._stop_runner(account_id, account)
             elif account.pending_action and account.action_requested_at != runner.handled_action_at:
                 await self._act(runner, account)
+            else:
+                await self._pairing(runner, account)
         for account_id, account in wanted.items():
             if account_id in self.runners:
                 continue
@@ -142,6 +145,30 @@ class BrowserHost:
                           final_status=ConnectionStatus.STOPPED if account else None)
         if account is None and self.services.snapshots:
             await self.services.run(self.services.snapshots.delete, account_id)
+
+    async def _pairing(self, runner: AccountRunner, account: AccountItem) -> None:
+        """Answer a pairing-code request once the page shows the login screen."""
+        pairing = plain(account.pairing) if account.pairing is not None else None
+        if not pairing or pairing.get("code") or pairing.get("requested_at") == runner.handled_pairing_at:
+            return
+        if runner.status is not ConnectionStatus.SCAN_QR_CODE:
+            return  # still starting: the next reconcile asks
+        runner.handled_pairing_at = pairing.get("requested_at")
+        try:
+            code = await runner.request_pairing_code(str(pairing["phone_number"]))
+        except Exception as exc:
+            log.warning("account %s: pairing code failed: %s", account.account_id, str(exc).splitlines()[0][:200])
+            return
+        requested_at = pairing.get("requested_at")
+        expires_at = _iso_in(PAIRING_TTL_SECONDS)
+
+        def build(item: AccountItem) -> list[Any] | None:
+            current = plain(item.pairing) if item.pairing is not None else {}
+            if current.get("requested_at") != requested_at:
+                return None  # superseded by a newer request
+            return [AccountItem.pairing.set({**current, "code": code, "expires_at": expires_at})]
+
+        await self.services.run(self.services.store.update_account, account.account_id, build)
 
     async def _act(self, runner: AccountRunner, account: AccountItem) -> None:
         runner.handled_action_at = account.action_requested_at

@@ -17,6 +17,8 @@ from functions.models.accounts import (
     AccountUpdate,
     ConnectionStatus,
     DesiredState,
+    PairingCode,
+    PairingCodeRequest,
     QrCode,
     StatusChange,
     WebhookSettings,
@@ -43,28 +45,28 @@ WRITERS = (Role.ADMIN, Role.OPERATOR)
 
 def to_view(item: AccountItem) -> Account:
     """The API representation of a stored account (webhook secret never included)."""
-    webhook = _plain(item.webhook)
+    webhook = plain(item.webhook)
     return Account(
         account_id=item.account_id, account_name=item.account_name, phone_number=item.phone_number,
         provider=item.provider, connection_status=ConnectionStatus(item.connection_status),
         status_reason=item.status_reason, desired_state=DesiredState(item.desired_state),
         pending_action=AccountAction(item.pending_action) if item.pending_action else None,
-        metadata=_plain(item.metadata),
+        metadata=plain(item.metadata),
         webhook=WebhookView(url=webhook["url"], events=webhook.get("events", []),
                             has_secret=bool(webhook.get("secret"))) if webhook else None,
-        status_history=[StatusChange.model_validate(_plain(h)) for h in item.status_history or []],
+        status_history=[StatusChange.model_validate(plain(h)) for h in item.status_history or []],
         created_at=item.created_at, updated_at=item.updated_at, version=item.version,
     )
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """MapAttribute values as plain dicts/lists."""
     if hasattr(value, "as_dict"):
-        return _plain(value.as_dict())
+        return plain(value.as_dict())
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return value
 
 
@@ -197,13 +199,48 @@ def request_action(
 def get_qr(svc: Services, principal: Principal, account_id: str) -> QrCode:
     """The current QR auth code; 409 until the host has one to show."""
     item = load(svc, principal, account_id)
-    qr = _plain(item.qr) if item.qr else None
+    qr = plain(item.qr) if item.qr else None
     if item.connection_status != ConnectionStatus.SCAN_QR_CODE.value or not qr or not qr.get("value"):
         raise Conflict(
             "no QR code is available: start the account and wait for status SCAN_QR_CODE",
             code="qr_not_available", details={"connection_status": item.connection_status},
         )
     return QrCode(value=qr["value"], expires_at=qr.get("expires_at"))
+
+
+PAIRING_TTL_SECONDS = 180
+
+
+def request_pairing_code(
+    svc: Services, principal: Principal, account_id: str, body: PairingCodeRequest
+) -> PairingCode:
+    """Ask the host for a pairing code (the alternative to scanning a QR); the account is started if needed."""
+    require_role(principal, *WRITERS)
+    item = load(svc, principal, account_id)
+    if item.connection_status == ConnectionStatus.WORKING.value:
+        raise Conflict("the account is already linked", code="already_linked")
+    assert body.phone_number is not None
+    actions: list[Any] = [
+        AccountItem.pairing.set({"phone_number": body.phone_number, "requested_at": utcnow(), "code": None}),
+        AccountItem.desired_state.set(DesiredState.RUNNING.value),
+    ]
+    status = ConnectionStatus(item.connection_status)
+    if status in (ConnectionStatus.STOPPED, ConnectionStatus.FAILED):
+        actions += status_actions(item, ConnectionStatus.STARTING, "pairing code requested")
+    svc.accounts.update(item, actions)
+    return PairingCode(phone_number=body.phone_number, status="pending")
+
+
+def get_pairing_code(svc: Services, principal: Principal, account_id: str) -> PairingCode:
+    """The pairing code once the host has it (`status: ready`), else `pending`; 409 if none was asked for."""
+    item = load(svc, principal, account_id)
+    pairing = plain(item.pairing) if item.pairing else None
+    if not pairing:
+        raise Conflict("no pairing code was requested: POST /accounts/{id}/pairing-code first",
+                       code="pairing_not_requested", details={"connection_status": item.connection_status})
+    code = pairing.get("code")
+    return PairingCode(code=code, phone_number=pairing["phone_number"], status="ready" if code else "pending",
+                       expires_at=pairing.get("expires_at"))
 
 
 def render_qr_png(value: str, scale: int = 6) -> bytes:

@@ -68,9 +68,18 @@ def host(runtime: Any, tmp_path: Path) -> Iterator[HostProcess]:
     process = HostProcess(runtime.host_env(), log_path=tmp_path / "host.log", extra_env=HOST_ENV).start()
     yield process
     process.stop()
+    _stop_all_accounts()
     log = tmp_path / "host.log"
     if log.exists():
         print(log.read_text()[-6000:])
+
+
+def _stop_all_accounts() -> None:
+    """Test cleanup: the next test's host should not reopen this test's accounts."""
+    from functions.dal.tables import AccountItem
+
+    for account in AccountItem.desired_state_index.query("running"):
+        account.update(actions=[AccountItem.desired_state.set("stopped")])
 
 
 def account_status(api: Api, account_id: str) -> str:

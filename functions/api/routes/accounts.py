@@ -17,6 +17,8 @@ from functions.models.accounts import (
     AccountCreate,
     AccountUpdate,
     ConnectionStatus,
+    PairingCode,
+    PairingCodeRequest,
     QrCode,
 )
 from functions.models.common import ErrorBody, Page
@@ -131,3 +133,20 @@ def get_qr(  # type: ignore[no-untyped-def]  # unannotated: powertools would JSO
     png = service.render_qr_png(qr.value)
     return Response(status_code=200, content_type="image/png", body=png,
                     headers={"Cache-Control": "no-store"}, compress=False)
+
+
+@router.post("/accounts/<account_id>/pairing-code", summary="Link by pairing code instead of a QR",
+             tags=["lifecycle"], responses={202: {"description": "Requested; poll GET for the code",
+                                                  "content": {"application/json": {"model": PairingCode}}},
+                                            409: {"description": "Already linked"}, **ERRORS})
+def request_pairing_code(account_id: AccountId, body: PairingCodeRequest) -> Response[PairingCode]:
+    pairing = service.request_pairing_code(services(), principal_of(router), account_id, body)
+    logger.info("pairing code requested", extra={"account_id": account_id})
+    return _json(202, pairing)
+
+
+@router.get("/accounts/<account_id>/pairing-code", summary="The pairing code to type on the phone",
+            tags=["lifecycle"], responses={409: {"description": "None requested"}, **ERRORS})
+def get_pairing_code(account_id: AccountId) -> Response[PairingCode]:
+    return _json(200, service.get_pairing_code(services(), principal_of(router), account_id),
+                 {"Cache-Control": "no-store"})
