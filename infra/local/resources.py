@@ -14,6 +14,16 @@ from infra.local.template import functions
 ACCOUNT_ID = "000000000000"  # moto's and LocalStack's default account
 
 
+class _NoValue:
+    """What `Ref: AWS::NoValue` resolves to: the property or list item that holds it disappears."""
+
+    def __repr__(self) -> str:
+        return "AWS::NoValue"
+
+
+NO_VALUE = _NoValue()
+
+
 @dataclass
 class Stack:
     """What was created: physical ids by logical id, plus what Ref/GetAtt resolve to."""
@@ -24,15 +34,22 @@ class Stack:
     refs: dict[str, str] = field(default_factory=dict)
     attrs: dict[tuple[str, str], str] = field(default_factory=dict)
     parameters: dict[str, str] = field(default_factory=dict)
+    #: Parameters of a list type (CommaDelimitedList, List<...>): Ref gives their comma-split value.
+    list_parameters: frozenset[str] = frozenset()
+    #: The template's conditions, evaluated against the parameters (see `evaluate_conditions`).
+    conditions: dict[str, bool] = field(default_factory=dict)
 
     def resolve(self, value: Any) -> Any:
-        """Evaluate Ref, GetAtt, Sub and Join against this stack."""
+        """Evaluate Ref, GetAtt, Sub, Join and If against this stack; AWS::NoValue removes what holds it."""
         if isinstance(value, list):
-            return [self.resolve(v) for v in value]
+            return [item for item in (self.resolve(v) for v in value) if item is not NO_VALUE]
         if not isinstance(value, dict):
             return value
         if "Ref" in value:
-            return self._ref(value["Ref"])
+            return NO_VALUE if value["Ref"] == "AWS::NoValue" else self._ref(value["Ref"])
+        if "Fn::If" in value:
+            name, when_true, when_false = value["Fn::If"]
+            return self.resolve(when_true if self.conditions[name] else when_false)
         if "Fn::GetAtt" in value:
             lid, attr = value["Fn::GetAtt"]
             return self.attrs[(lid, attr)]
@@ -42,8 +59,9 @@ class Stack:
             return re.sub(r"\$\{([^}]+)\}", lambda m: str(local.get(m.group(1)) or self._sub_var(m.group(1))), text)
         if "Fn::Join" in value:
             sep, parts = value["Fn::Join"]
-            return sep.join(str(self.resolve(p)) for p in parts)
-        return {k: self.resolve(v) for k, v in value.items()}
+            return sep.join(str(p) for p in self.resolve(parts))
+        resolved = {k: self.resolve(v) for k, v in value.items()}
+        return {k: v for k, v in resolved.items() if v is not NO_VALUE}
 
     def _sub_var(self, name: str) -> str:
         if "." in name:
@@ -51,13 +69,15 @@ class Stack:
             return self.attrs[(lid, attr)]
         return str(self._ref(name))
 
-    def _ref(self, name: str) -> str:
+    def _ref(self, name: str) -> Any:
         pseudo = {"AWS::StackName": self.name, "AWS::Region": self.region, "AWS::AccountId": ACCOUNT_ID,
                   "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com"}
         if name in pseudo:
             return pseudo[name]
         if name in self.parameters:
-            return self.parameters[name]
+            value = self.parameters[name]
+            # CloudFormation splits list parameters; an empty one is [""], not [].
+            return value.split(",") if name in self.list_parameters else value
         return self.refs[name]
 
     def function_environment(self, template: dict[str, Any]) -> dict[str, str]:
@@ -70,6 +90,58 @@ class Stack:
                     raise ValueError(f"{lid} sets {key}={value!r}, another function {env[key]!r}")
                 env[key] = value
         return env
+
+
+def evaluate_conditions(template: dict[str, Any], stack: Stack) -> dict[str, bool]:
+    """Every entry of the template's Conditions, evaluated against the stack's parameters.
+
+    Supports what conditions may contain: Fn::Equals (over Ref, Join and other resolvable values),
+    Fn::Not, Fn::And, Fn::Or and references to other conditions.
+    """
+    specs: dict[str, Any] = template.get("Conditions", {})
+    done: dict[str, bool] = {}
+    pending: list[str] = []
+
+    def condition(name: str) -> bool:
+        if name in done:
+            return done[name]
+        if name not in specs:
+            raise ValueError(f"unknown condition {name!r}")
+        if name in pending:
+            raise ValueError(f"conditions refer to each other in a cycle: {' -> '.join([*pending, name])}")
+        pending.append(name)
+        done[name] = evaluate(specs[name])
+        pending.pop()
+        return done[name]
+
+    def evaluate(expr: Any) -> bool:
+        if not isinstance(expr, dict) or len(expr) != 1:
+            raise ValueError(f"not a condition function: {expr!r}")
+        [(fn, args)] = expr.items()
+        if fn in {"Condition", "Fn::Condition"}:  # long form `Condition`, short-form `!Condition` tag
+            return condition(args)
+        if fn == "Fn::Equals":
+            left, right = (stack.resolve(arg) for arg in args)
+            return _condition_string(left) == _condition_string(right)
+        if fn == "Fn::Not":
+            [inner] = args
+            return not evaluate(inner)
+        if fn == "Fn::And":
+            return all([evaluate(arg) for arg in args])
+        if fn == "Fn::Or":
+            return any([evaluate(arg) for arg in args])
+        raise ValueError(f"unsupported function in a condition: {fn}")
+
+    for name in specs:
+        condition(name)
+    return done
+
+
+def _condition_string(value: Any) -> str:
+    # CloudFormation compares strings: a Number parameter "1" equals the literal 1, true equals "true".
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
 
 
 def _client(stack: Stack, service: str) -> Any:
@@ -162,6 +234,14 @@ def _kms_key(stack: Stack, lid: str, props: dict[str, Any]) -> None:
 # Resources that need no emulator object locally: the functions run in-process, the API is served by
 # infra.local.apigw, and alarms have nothing to watch here.
 _IN_PROCESS = {"AWS::Serverless::Function", "AWS::Serverless::Api", "AWS::CloudWatch::Alarm"}
+# The browser host's Fargate service and what only it needs: locally the host is a process on this
+# machine (`python -m browser_host`, started by the local runtime), so these are skipped, not emulated.
+NOT_EMULATED = frozenset({
+    "AWS::ECS::Cluster", "AWS::ECS::TaskDefinition", "AWS::ECS::Service",
+    "AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy",
+    "AWS::EC2::SecurityGroup", "AWS::EC2::SecurityGroupIngress", "AWS::EC2::SecurityGroupEgress",
+    "AWS::Logs::LogGroup",
+})
 _CREATORS = {
     "AWS::DynamoDB::Table": _dynamodb_table,
     "AWS::SQS::Queue": _sqs_queue,
@@ -209,12 +289,22 @@ def create_resources(
     parameters: dict[str, str] | None = None,
 ) -> Stack:
     """Create every resource of the template (idempotently) and return what they resolve to."""
-    params = {name: str(spec.get("Default", "")) for name, spec in template.get("Parameters", {}).items()}
+    declared = template.get("Parameters", {})
+    params = {name: str(spec.get("Default", "")) for name, spec in declared.items()}
     params.update(parameters or {})
-    stack = Stack(name=stack_name, region=region, endpoint_url=endpoint_url, parameters=params)
-    resources = template["Resources"]
+    list_params = frozenset(name for name, spec in declared.items()
+                            if spec.get("Type") == "CommaDelimitedList" or str(spec.get("Type")).startswith("List<"))
+    stack = Stack(name=stack_name, region=region, endpoint_url=endpoint_url, parameters=params,
+                  list_parameters=list_params)
+    stack.conditions = evaluate_conditions(template, stack)
+    # A resource whose Condition is false does not exist, as in CloudFormation.
+    resources = {lid: res for lid, res in template["Resources"].items()
+                 if "Condition" not in res or stack.conditions[res["Condition"]]}
     for lid in _order(resources):
         kind = resources[lid]["Type"]
+        if kind in NOT_EMULATED:
+            stack.refs[lid] = lid
+            continue
         if kind in _IN_PROCESS:
             stack.refs[lid] = lid
             stack.attrs[(lid, "Arn")] = f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{stack_name}-{lid}"
