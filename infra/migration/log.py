@@ -2,9 +2,10 @@
 
 The log lives in its own table (default `wagate-migrations`, created on demand) so the accounts table
 holds accounts only and a rollback works from any machine, after any crash. Each chunk of writes is
-recorded twice: an *intent* (ids about to be created, with checksums) before the first write, and its
-*outcome* (ids actually created) after. Rollback deletes the created ids, and the ids of intents that
-never got an outcome when the account still is exactly what the migration would have written.
+recorded twice: an *intent* (ids found absent and about to be created, with checksums) before the
+first write, and its *outcome* (ids created) after, for the audit. Ownership comes from the intents:
+an account whose id this migration intended to create and which holds exactly what it intended was
+written by it, whether or not the outcome (or even the write's response) ever arrived.
 
 The checkpoint is only a shortcut: losing it costs a re-scan, never correctness, since writes are
 conditional and ownership comes from the log.
@@ -29,16 +30,15 @@ META = "meta"
 
 @dataclass
 class LogState:
-    """What the log knows about one migration: its epoch and the accounts it owns."""
+    """What the log knows about one migration: its epoch and the accounts it may have created."""
 
     epoch: int = 0
     owned: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
-    pending: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     meta: dict[str, Any] = field(default_factory=dict)
 
     def owns(self, account_id: str, checksum: str) -> bool:
-        """Created by this migration (or maybe created: an intent without outcome) with this content."""
-        return checksum in self.owned.get(account_id, ()) or checksum in self.pending.get(account_id, ())
+        """Whether an account with this id and content was written by this migration."""
+        return checksum in self.owned.get(account_id, ())
 
 
 class MigrationLog:
@@ -87,12 +87,9 @@ class MigrationLog:
                           for k, v in meta.items()}
             state.epoch = int(state.meta.get("epoch", 0))
         for record in self._chunks(state.epoch):
-            created = record.get("created", {}).get("M", {})
-            for account_id, value in created.items():
-                state.owned[account_id].add(value["S"])
-            if record["state"]["S"] == "open":
-                for account_id, value in record.get("intent", {}).get("M", {}).items():
-                    state.pending[account_id].add(value["S"])
+            for kind in ("intent", "created"):
+                for account_id, value in record.get(kind, {}).get("M", {}).items():
+                    state.owned[account_id].add(value["S"])
         return state
 
     def _chunks(self, epoch: int) -> list[dict[str, Any]]:

@@ -182,7 +182,6 @@ def _migrate_chunk(candidates: list[tuple[str, MappedAccount]], state: LogState,
     """Classify against the table, then (when applying) log the intent, create, log the outcome."""
     existing = accounts.get_many(m.account_id for _, m in candidates)
     to_create: list[tuple[str, MappedAccount]] = []
-    adopted: dict[str, str] = {}
     for ref, mapped in candidates:
         current = existing.get(mapped.account_id)
         if current is None:
@@ -192,9 +191,7 @@ def _migrate_chunk(candidates: list[tuple[str, MappedAccount]], state: LogState,
             report.problem("conflict", row=ref, account_id=mapped.account_id,
                            fields=differing_fields(mapped.item, current))
         elif state.owns(mapped.account_id, mapped.checksum):
-            report.outcomes["created"] += 1  # by an earlier, interrupted run of this migration
-            if mapped.checksum not in state.owned.get(mapped.account_id, ()):
-                adopted[mapped.account_id] = mapped.checksum
+            report.outcomes["created"] += 1  # by an earlier (perhaps interrupted) run of this migration
         else:
             report.outcomes["already_present"] += 1
     if chunk_name is None:
@@ -204,7 +201,7 @@ def _migrate_chunk(candidates: list[tuple[str, MappedAccount]], state: LogState,
     if intents:
         log.record_intent(chunk_name, intents)
     results = accounts.create_many([m for _, m in to_create]) if to_create else {}
-    created = dict(adopted)
+    created: dict[str, str] = {}
     for ref, mapped in to_create:
         result = results[mapped.account_id]
         if result.outcome == "created" or (result.existing is not None
@@ -221,7 +218,7 @@ def _migrate_chunk(candidates: list[tuple[str, MappedAccount]], state: LogState,
             report.outcomes["failed"] += 1
             report.problem("failed", row=ref, account_id=mapped.account_id,
                            reason=result.error or "account vanished while being written")
-    if intents or adopted:
+    if intents:
         log.record_outcome(chunk_name, intents, created)
 
 
@@ -258,7 +255,7 @@ def _verify(options: Options, client: Any, log: MigrationLog, accounts: Accounts
         progress.advance(len(chunk))
     progress.close()
     report.extra.update(expected_accounts=expected,
-                        owned_by_migration=len(set(state.owned) | set(state.pending)),
+                        owned_by_migration=len(state.owned),
                         source_digest=f"{digests['source']:064x}", target_digest=f"{digests['target']:064x}")
 
 
@@ -268,8 +265,7 @@ def _rollback(options: Options, log: MigrationLog, accounts: AccountsTable, repo
         report.notes.append(f"no migration log table {options.log_table}: nothing to roll back")
         return
     state = log.load()
-    owned = {account_id: state.owned.get(account_id, set()) | state.pending.get(account_id, set())
-             for account_id in set(state.owned) | set(state.pending)}
+    owned = state.owned
     report.extra.update(log_table=options.log_table, epoch=state.epoch, owned_by_migration=len(owned))
     progress = Progress(len(owned), options.progress, label="rollback ")
     for chunk in chunked(sorted(owned), 100):

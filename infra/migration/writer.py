@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal, TypeVar
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from infra.migration.codec import deserialize_item, serialize_item
 from infra.migration.mapping import MappedAccount
@@ -105,6 +105,8 @@ class AccountsTable:
                 response: dict[str, Any] = dict(error.response)
                 return self._exists(account.account_id, response.get("Item"))
             return WriteResult("failed", error=_describe(error))
+        except BotoCoreError as error:  # e.g. a read timeout: written or not, the re-run will tell
+            return WriteResult("failed", error=str(error)[:500])
         return WriteResult("created")
 
     def _exists(self, account_id: str, raw: dict[str, Any] | None) -> WriteResult:
@@ -132,6 +134,10 @@ class AccountsTable:
                     "ConditionExpression": _CREATE_CONDITION,
                     "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
                 }} for a in remaining])
+            except BotoCoreError:
+                # e.g. a read timeout: the transaction may have been applied; put one by one to find out
+                results.update({a.account_id: self._create_one(a) for a in remaining})
+                return results
             except ClientError as error:
                 code = error.response["Error"]["Code"]
                 if code != "TransactionCanceledException":
@@ -176,6 +182,8 @@ class AccountsTable:
             if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 return "changed"
             return f"failed: {_describe(error)}"
+        except BotoCoreError as error:
+            return f"failed: {error}"[:500]
         return "deleted"
 
 

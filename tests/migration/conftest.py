@@ -113,15 +113,29 @@ class MigrationEnv:
         return {item["account_id"]["S"]: item for item in self.scan()}
 
 
+def create_accounts_table(url: str, stack_name: str) -> str:
+    """The accounts table as template.yaml declares it (so schema drift fails here too)."""
+    try:
+        from infra.local.resources import create_resources
+        from infra.local.template import load_template
+    except ImportError:  # without the local runtime, the model's own schema
+        name = f"{stack_name}-accounts"
+        bind(Settings(accounts_table=name, endpoint_url=url, region="us-east-1"))
+        AccountItem.create_table(billing_mode="PAY_PER_REQUEST", wait=True)
+        return name
+    accounts = load_template()["Resources"]["AccountsTable"]
+    stack = create_resources({"Resources": {"AccountsTable": accounts}}, endpoint_url=url, stack_name=stack_name)
+    return stack.refs["AccountsTable"]
+
+
 @pytest.fixture()
 def migration_env(moto_url: str, tmp_path: Path) -> Iterator[MigrationEnv]:
-    """Fresh accounts table (schema from the PynamoDB model); log and legacy tables dropped afterwards."""
+    """A fresh accounts table bound to AccountItem; accounts, log and legacy tables dropped afterwards."""
     suffix = uuid.uuid4().hex[:8]
     client = boto3.client("dynamodb", endpoint_url=moto_url, region_name="us-east-1")
-    env = MigrationEnv(moto_url, client, f"accounts-{suffix}", f"migrations-{suffix}", f"sessions-{suffix}",
-                       tmp_path)
-    bind(Settings(accounts_table=env.accounts, endpoint_url=moto_url, region="us-east-1"))
-    AccountItem.create_table(billing_mode="PAY_PER_REQUEST", wait=True)
+    accounts = create_accounts_table(moto_url, f"migration-{suffix}")
+    env = MigrationEnv(moto_url, client, accounts, f"migrations-{suffix}", f"sessions-{suffix}", tmp_path)
+    bind(Settings(accounts_table=accounts, endpoint_url=moto_url, region="us-east-1"))
     yield env
     for table in (env.accounts, env.log, env.legacy):
         with contextlib.suppress(client.exceptions.ResourceNotFoundException):

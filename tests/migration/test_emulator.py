@@ -24,16 +24,16 @@ def legacy_of(account: AccountItem) -> Any:
 
 
 def test_dynamodb_source_dry_run_apply_verify(migration_env: MigrationEnv) -> None:
-    # Given a legacy whatsapp_sessions table of 600 awkward rows
+    # Given a legacy whatsapp_sessions table of 400 awkward rows
     env = migration_env
-    rows = legacy_rows(600, seed=5)
+    rows = legacy_rows(400, seed=5)
     load_dynamodb(env.client, env.legacy, rows)
     source = f"dynamodb:{env.legacy}"
     legacy_before = sorted(env.scan(env.legacy), key=lambda item: item["session_id"]["S"])
 
     # When dry-running / Then a full report and no writes
     dry = env.run("dry-run", source)
-    assert dry.rows == 600 and dry.outcomes == {"would_create": 600}
+    assert dry.rows == 400 and dry.outcomes == {"would_create": 400}
     assert dry.mappings["connected -> WORKING"] > 0 and dry.warnings["unknown_status"] > 0
     assert env.scan() == []
 
@@ -41,9 +41,9 @@ def test_dynamodb_source_dry_run_apply_verify(migration_env: MigrationEnv) -> No
     applied = env.run("apply", source)
     verified = env.run("verify", source)
     # Then every row became one account that matches field by field, and the source is untouched
-    assert applied.outcomes == {"created": 600}
-    assert verified.ok and verified.outcomes == {"match": 600}
-    assert len(env.scan()) == 600
+    assert applied.outcomes == {"created": 400}
+    assert verified.ok and verified.outcomes == {"match": 400}
+    assert len(env.scan()) == 400
     assert sorted(env.scan(env.legacy), key=lambda item: item["session_id"]["S"]) == legacy_before
 
 
