@@ -122,31 +122,32 @@ def clean_rows(count: int) -> list[dict[str, Any]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
-    parser.add_argument("--strategy-rows", type=int, default=300)
+    parser.add_argument("--strategy-rows", type=int, nargs="+", default=[100, 500])
     parser.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
     args = parser.parse_args()
     logging.getLogger("botocore").setLevel(logging.WARNING)
     os.environ.update({"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
                        "AWS_DEFAULT_REGION": "us-east-1"})
     results: list[tuple[str, int, dict[str, float]]] = []
-    strategies: list[tuple[str, float]] = []
+    strategies: list[tuple[str, int, float]] = []
     with moto_server() as url:
         ddb = dynamodb_client(Options(mode="apply", source=None, accounts_table="-", endpoint_url=url,
                                       workers=16))
-        small = clean_rows(args.strategy_rows)
-        small_source = f"jsonl:{write_jsonl(small, WORK / 'small.jsonl')}"
-        print(f"write strategies, {len(small)} rows (apply only):")
         variants = (("put, 4 workers", 4, "put"), ("put, 8 workers", 8, "put"),
                     ("put, 16 workers", 16, "put"), ("transact, 25 puts/tx, 4 workers", 4, "transact"))
-        for label, workers, strategy in variants:
-            print(f" {label}")
-            try:
-                rate = measure(url, ddb, small_source, len(small), workers=workers, strategy=strategy,
-                               modes=("apply",))["apply"]
-            except Exception as error:  # moto can take longer than a read timeout per transaction
-                print(f"  failed: {error}")
-                rate = float("nan")
-            strategies.append((label, rate))
+        for count in args.strategy_rows:
+            small = clean_rows(count)
+            small_source = f"jsonl:{write_jsonl(small, WORK / f'small-{count}.jsonl')}"
+            print(f"write strategies, {len(small)} rows (apply only):")
+            for label, workers, strategy in variants:
+                print(f" {label}")
+                try:
+                    rate = measure(url, ddb, small_source, len(small), workers=workers, strategy=strategy,
+                                   modes=("apply",))["apply"]
+                except Exception as error:  # moto can take longer than a read timeout per transaction
+                    print(f"  failed: {error}")
+                    rate = float("nan")
+                strategies.append((label, len(small), rate))
         for size in args.sizes:
             rows = clean_rows(size)
             source = f"jsonl:{write_jsonl(rows, WORK / f'rows-{size}.jsonl')}"
@@ -168,7 +169,7 @@ def main() -> None:
         write_section(section)
 
 
-def render(results: list[tuple[str, int, dict[str, float]]], strategies: list[tuple[str, float]]) -> str:
+def render(results: list[tuple[str, int, dict[str, float]]], strategies: list[tuple[str, int, float]]) -> str:
     def cell(rates: dict[str, float], mode: str) -> str:
         return f"{rates[mode]:,.0f}" if mode in rates else "-"
 
@@ -180,8 +181,13 @@ def render(results: list[tuple[str, int, dict[str, float]]], strategies: list[tu
              "| source | rows | dry-run | apply | verify |", "|---|---:|---:|---:|---:|"]
     lines += [f"| {kind} | {rows:,} | {cell(r, 'dry-run')} | {cell(r, 'apply')} | {cell(r, 'verify')} |"
               for kind, rows, r in results]
-    lines += ["", "Write strategy, apply only on a fresh table:", "", "| strategy | rows/s |", "|---|---:|"]
-    lines += [f"| {label} | {rate:,.1f} |" for label, rate in strategies]
+    sizes = sorted({rows for _, rows, _ in strategies})
+    lines += ["", "Write strategy, apply only, on a fresh table of that many rows:", "",
+              "| strategy | " + " | ".join(f"{n:,} rows" for n in sizes) + " |",
+              "|---|" + "---:|" * len(sizes)]
+    for label in dict.fromkeys(label for label, _, _ in strategies):
+        rates = {rows: rate for name, rows, rate in strategies if name == label}
+        lines.append(f"| {label} | " + " | ".join(f"{rates[n]:,.1f}" if n in rates else "-" for n in sizes) + " |")
     lines += ["", "moto spends several ms of CPU per nested item (request parsing, its response serializer) "
               "and serves one "
               "request at a time (GIL), so the emulator, not the migration, sets these numbers; the in-memory "

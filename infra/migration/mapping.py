@@ -95,15 +95,18 @@ def normalise_timestamp(value: Any) -> tuple[str | None, bool]:
     Accepts ISO 8601 with or without offset (naive means UTC), SQL `YYYY-MM-DD HH:MM:SS`,
     RFC 2822 and epoch seconds/milliseconds. Raises ValueError when it is none of these.
     """
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None, False
+    if value is None or (isinstance(value, str) and (not value.strip() or value.startswith("0000-00-00"))):
+        return None, False  # MySQL's zero date means "never" (e.g. not deleted)
     if isinstance(value, bool):
         raise ValueError(f"not a timestamp: {value!r}")
     if isinstance(value, int | float | Decimal) or (isinstance(value, str) and value.strip().isdigit()):
-        number = Decimal(str(value).strip())
-        seconds = number / 1000 if abs(number) >= Decimal(10) ** 11 else number  # 10^11 s is year 5138
-        moment = datetime.fromtimestamp(float(seconds), UTC)
-        lossy = seconds != seconds.quantize(Decimal("0.000001"))
+        try:
+            number = Decimal(str(value).strip())
+            seconds = number / 1000 if abs(number) >= Decimal(10) ** 11 else number  # 10^11 s: year 5138
+            moment = datetime.fromtimestamp(float(seconds), UTC)
+            lossy = seconds != seconds.quantize(Decimal("0.000001"))
+        except (ArithmeticError, OSError, ValueError) as error:  # NaN, infinities, out of range
+            raise ValueError(f"not a timestamp: {value!r}") from error
         return _format(moment), lossy
     raw = str(value).strip()
     lossy = False

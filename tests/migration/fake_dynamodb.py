@@ -17,6 +17,8 @@ from botocore.session import get_session
 from botocore.validate import validate_parameters
 
 _MODEL = get_session().get_service_model("dynamodb")
+_THROTTLED = frozenset({"PutItem", "BatchGetItem", "DeleteItem", "TransactWriteItems"})
+MAX_ITEM_BYTES = 400 * 1024
 
 
 def _copy(value: Any) -> Any:
@@ -41,13 +43,17 @@ class _Waiter:
 class FakeDynamoDB:
     """Tables of items keyed by their key attributes' wire values."""
 
-    def __init__(self) -> None:
+    def __init__(self, throttle_every: int = 0) -> None:
         self.tables: dict[str, dict[str, Any]] = {}
         self.lock = threading.Lock()
         self.calls: dict[str, int] = {}
+        self.throttle_every = throttle_every  # every n-th write or read is throttled, as under load
 
     def _check(self, operation: str, params: dict[str, Any]) -> None:
-        count = self.calls[operation] = self.calls.get(operation, 0) + 1
+        with self.lock:
+            count = self.calls[operation] = self.calls.get(operation, 0) + 1
+        if self.throttle_every and count % self.throttle_every == 0 and operation in _THROTTLED:
+            raise _error(operation, "ProvisionedThroughputExceededException", "slow down")
         # Validation costs ~0.5 ms a call; every request comes from the same code, so a sample will do.
         if count <= 200 or count % 50 == 0:
             shape = _MODEL.operation_model(operation).input_shape
@@ -89,6 +95,8 @@ class FakeDynamoDB:
         return {}
 
     def _put(self, table: dict[str, Any], params: dict[str, Any], operation: str) -> None:
+        if len(repr(params["Item"])) > MAX_ITEM_BYTES:  # close enough to DynamoDB's own accounting
+            raise _error(operation, "ValidationException", "Item size has exceeded the maximum allowed size")
         key = self._key(table, params["Item"])
         old = table["items"].get(key)
         condition = params.get("ConditionExpression")
@@ -132,6 +140,8 @@ class FakeDynamoDB:
 
     def transact_write_items(self, **params: Any) -> dict[str, Any]:
         self._check("TransactWriteItems", params)
+        if any(len(repr(action["Put"]["Item"])) > MAX_ITEM_BYTES for action in params["TransactItems"]):
+            raise _error("TransactWriteItems", "ValidationException", "Item size has exceeded the maximum")
         with self.lock:
             reasons, ok = [], True
             for action in params["TransactItems"]:

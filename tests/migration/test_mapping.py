@@ -127,12 +127,20 @@ def test_timestamps_that_lose_precision_or_do_not_parse_are_kept() -> None:
     assert "missing_created_at" in missing.warnings
 
 
+@pytest.mark.parametrize("value", ["yesterday", 10**30, float("inf"), Decimal("NaN"), True, "2023-13-45"])
+def test_impossible_timestamps_are_refused(value: Any) -> None:
+    # Given a value no clock ever showed / When normalised / Then ValueError (the row keeps it in legacy)
+    with pytest.raises(ValueError):
+        normalise_timestamp(value)
+
+
 def test_soft_deleted_rows_are_deleted_and_stopped() -> None:
     # Given a connected row with deleted_at / When mapped / Then the account is deleted and will not run
     mapped = map_row(row(deleted_at="2024-05-06 07:08:09"))
     assert mapped.deleted and mapped.item["deleted_at"] == "2024-05-06T07:08:09.000Z"
     assert (mapped.item["connection_status"], mapped.item["desired_state"]) == ("WORKING", "stopped")
     assert not map_row(row(deleted_at="")).deleted
+    assert not map_row(row(deleted_at="0000-00-00 00:00:00")).deleted  # MySQL's "never"
 
 
 def test_unknown_columns_and_session_data_are_kept_as_given() -> None:
