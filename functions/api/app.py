@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, HTTPBearer
 
 from functions.api import errors
-from functions.api.routes import accounts, api_keys, messages
+from functions.api.routes import accounts, api_keys, legacy, messages
 
 TITLE = "wagate API"
 VERSION = "0.1.0"
@@ -25,6 +25,7 @@ def create_app() -> APIGatewayRestResolver:
     app.include_router(accounts.router)
     app.include_router(messages.router)
     app.include_router(api_keys.router)
+    legacy.install(app)  # after errors.register: wraps the error handlers for /sessions paths
 
     @app.get("/health", summary="Liveness", tags=["meta"])
     def health() -> dict[str, str]:

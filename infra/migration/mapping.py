@@ -11,6 +11,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from functions.models.accounts import ACCOUNT_ID_PATTERN, ConnectionStatus, DesiredState
+from functions.models.legacy import STATUS_MAP  # shared with the /sessions API
 from functions.models.validators import normalise_phone
 from infra.migration.codec import checksum
 
@@ -19,24 +20,6 @@ KNOWN_COLUMNS = frozenset({
     "session_data", "created_at", "updated_at", "deleted_at",
 })
 S = ConnectionStatus
-# legacy status (lower-cased) -> (new status, whether the number should keep running).
-# The first five are the legacy platform's documented values; the rest are spellings other
-# gateways (WAHA, Baileys, Evolution, wppconnect) export, so their rows need no manual fix-up.
-STATUS_MAP: dict[str, tuple[ConnectionStatus, bool]] = {
-    "connected": (S.WORKING, True),
-    "disconnected": (S.STOPPED, False),
-    "qr_scanning": (S.SCAN_QR_CODE, True),
-    "authenticating": (S.STARTING, True),
-    "failed": (S.FAILED, False),
-    "working": (S.WORKING, True), "open": (S.WORKING, True), "ready": (S.WORKING, True),
-    "authenticated": (S.WORKING, True), "inchat": (S.WORKING, True),
-    "stopped": (S.STOPPED, False), "close": (S.STOPPED, False), "closed": (S.STOPPED, False),
-    "logged_out": (S.STOPPED, False), "logout": (S.STOPPED, False),
-    "starting": (S.STARTING, True), "connecting": (S.STARTING, True), "initializing": (S.STARTING, True),
-    "scan_qr_code": (S.SCAN_QR_CODE, True), "qr": (S.SCAN_QR_CODE, True), "qrcode": (S.SCAN_QR_CODE, True),
-    "pairing": (S.SCAN_QR_CODE, True),
-    "error": (S.FAILED, False), "banned": (S.FAILED, False),
-}
 # An unknown status is never guessed to be "connected": the number stays stopped until an operator
 # starts it, and the original value is kept in metadata.legacy.status.
 UNKNOWN_STATUS = (S.STOPPED, False)
