@@ -70,8 +70,9 @@ class AccountRunner:
         self.browser = browser
         self.context: BrowserContext | None = None
         self.page: Page | None = None
-        self.machine = StatusMachine(S(account.connection_status) if account.connection_status != S.WORKING.value
-                                     else S.STARTING)
+        # Start from what the item says, so the move to STARTING is recorded even after a host crash
+        # left the item at WORKING.
+        self.machine = StatusMachine(S(account.connection_status))
         self.handled_action_at = account.action_requested_at
         self.handled_pairing_at: str | None = None
         self.failed = False  # gave up after max recoveries: only a new action restarts it
@@ -162,7 +163,12 @@ class AccountRunner:
     # --- sending ----------------------------------------------------------------------------------------
 
     async def send(self, message_id: str, envelope: dict[str, Any]) -> tuple[str, int]:
-        """Hand one message to WhatsApp Web; returns (WhatsApp message id, ack)."""
+        """Hand one message to WhatsApp Web and wait until WhatsApp's server has it; (message id, ack).
+
+        The WhatsApp id derives from ours, so a retry (after a timeout, a crash, a redelivery) first finds
+        a message the page already has instead of sending it twice. Until the server acks, the queue
+        message is kept: a host that dies in between leaves it to be retried, not lost.
+        """
         kind = envelope.get("type")
         if kind != "text":
             raise PermanentSendError("unsupported_message_type",
@@ -174,25 +180,30 @@ class AccountRunner:
         if page is None or page.is_closed() or not self.is_working():
             raise TransientSendError("account page is not ready")
         serialized = f"true_{chat}_{wa_id}"
+        timeout = self.cfg.send_timeout
         try:
-            # A retry after a crash or timeout must not send twice: the page may already have it.
-            found = await asyncio.wait_for(page.evaluate(bridge.FIND_MESSAGE, serialized), self.cfg.send_timeout)
-            if found is not None:
-                return serialized, int(found["ack"])
-            text = envelope["text"]
-            result = await asyncio.wait_for(
-                page.evaluate(bridge.SEND_TEXT, [chat, text["body"], wa_id, bool(text.get("preview_url"))]),
-                self.cfg.send_timeout)
+            found = await asyncio.wait_for(page.evaluate(bridge.FIND_MESSAGE, serialized), timeout)
+            if found is None:
+                text = envelope["text"]
+                result = await asyncio.wait_for(
+                    page.evaluate(bridge.SEND_TEXT, [chat, text["body"], wa_id, bool(text.get("preview_url"))]),
+                    timeout)
+                error = result.get("error")
+                if error:
+                    if error.get("code") in bridge.PERMANENT_ERRORS:
+                        raise PermanentSendError("invalid_recipient",
+                                                 f"{to} is not a WhatsApp user ({error['code']})")
+                    raise TransientSendError(f"{error.get('code')}: {str(error.get('message'))[:300]}")
+                serialized = str(result.get("id") or serialized)
+            ack = await asyncio.wait_for(page.evaluate(bridge.WAIT_FOR_ACK, [serialized, timeout * 1000]),
+                                         timeout + 5)
         except TimeoutError as exc:
             raise TransientSendError("WhatsApp Web did not answer in time") from exc
         except PlaywrightError as exc:
             raise TransientSendError(str(exc).splitlines()[0][:300]) from exc
-        error = result.get("error")
-        if error:
-            if error.get("code") in bridge.PERMANENT_ERRORS:
-                raise PermanentSendError("invalid_recipient", f"{to} is not a WhatsApp user ({error['code']})")
-            raise TransientSendError(f"{error.get('code')}: {str(error.get('message'))[:300]}")
-        return str(result.get("id") or serialized), int(result.get("ack") or 0)
+        if ack is None:
+            raise TransientSendError("WhatsApp has not acknowledged the message yet (offline?)")
+        return serialized, int(ack)
 
     # --- events from the page ---------------------------------------------------------------------------
 

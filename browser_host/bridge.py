@@ -72,3 +72,16 @@ SEND_TEXT = """async ([chat, body, messageId, linkPreview]) => {
   }
 }"""
 PERMANENT_ERRORS = frozenset({"chat_not_found", "invalid_wid", "wid_not_found", "invalid_chat"})
+
+# Resolves with the ack once WhatsApp's server has the message (ack >= 1) or it failed (-1); null on timeout.
+WAIT_FOR_ACK = """async ([id, timeoutMs]) => {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      const m = await WPP.chat.getMessageById(id);
+      if (m && (m.ack >= 1 || m.ack < 0)) return m.ack;
+    } catch (e) { /* not there (yet) */ }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return null;
+}"""

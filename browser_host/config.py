@@ -31,6 +31,9 @@ class HostConfig(BaseModel):
     recovery_backoff_max: float = Field(default=60.0, gt=0)
     outbound_wait_seconds: int = Field(default=10, ge=0, le=20)
     outbound_max_attempts: int = Field(default=15, ge=1)
+    # How long a received message stays invisible: after a host crash, its in-flight messages (and, FIFO,
+    # the rest of their account's queue) come back after this long. Sends take seconds, so keep it short.
+    outbound_visibility_timeout: int = Field(default=30, ge=5, le=43200)
     not_connected_timeout: float = Field(default=120.0, gt=0)
     send_timeout: float = Field(default=30.0, gt=0)
     snapshot_interval: float = Field(default=300.0, gt=0)
@@ -51,6 +54,7 @@ class HostConfig(BaseModel):
             "max_recoveries": "HOST_MAX_RECOVERIES", "recovery_backoff": "HOST_RECOVERY_BACKOFF",
             "recovery_backoff_max": "HOST_RECOVERY_BACKOFF_MAX", "outbound_wait_seconds": "HOST_OUTBOUND_WAIT_SECONDS",
             "outbound_max_attempts": "HOST_OUTBOUND_MAX_ATTEMPTS",
+            "outbound_visibility_timeout": "HOST_OUTBOUND_VISIBILITY_TIMEOUT",
             "not_connected_timeout": "HOST_NOT_CONNECTED_TIMEOUT", "send_timeout": "HOST_SEND_TIMEOUT",
             "snapshot_interval": "HOST_SNAPSHOT_INTERVAL", "health_host": "HOST_HEALTH_HOST",
             "health_port": "HOST_HEALTH_PORT",

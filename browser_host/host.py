@@ -59,7 +59,7 @@ class BrowserHost:
         # Chromium's temp folders go here, so a killed browser's leftovers can be removed safely.
         self._tmp = Path(tempfile.mkdtemp(prefix="wagate-host-"))
         self._stop = asyncio.Event()
-        self._consumers = [OutboundConsumer(self.services, self.runners.get, self.metrics) for _ in range(4)]
+        self._consumers = [OutboundConsumer(self.services, self.runners.get, self.metrics)]
         self._health = HealthServer(self)
         self._browser_restarts = 0
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
@@ -26,7 +25,7 @@ class OutboundConsumer:
     """Long-polls the queue; FIFO groups (= accounts) keep order, different accounts run concurrently."""
 
     def __init__(self, services: HostServices, runner_for: Callable[[str], AccountRunner | None],
-                 metrics: dict[str, float]) -> None:
+                 metrics: dict[str, float], max_in_flight: int = 200) -> None:
         self.svc = services
         self.cfg = services.config
         self.queue_url = services.config.settings.outbound_queue_url
@@ -34,42 +33,69 @@ class OutboundConsumer:
         self.metrics = metrics
         self.backoff = Backoff(base=2.0, cap=60.0)
         self._stop = asyncio.Event()
+        self._capacity = asyncio.Semaphore(max_in_flight)
+        self._queues: dict[str, asyncio.Queue[dict[str, Any]]] = {}
+        self._workers: dict[str, asyncio.Task[None]] = {}
 
     def stop(self) -> None:
         self._stop.set()
 
     async def run(self) -> None:
+        """One receiver; each account's messages go to its own worker, so accounts never wait on each other."""
         while not self._stop.is_set():
+            await self._capacity.acquire()
+            self._capacity.release()
             try:
                 messages = await self.svc.run(self._receive)
             except Exception:
                 log.exception("receiving from the outbound queue failed")
                 await asyncio.sleep(2)
                 continue
-            groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+            # A FIFO receive lists each group's messages in order (do not sort by SequenceNumber: moto's are random).
             for message in messages:
-                groups[message.get("Attributes", {}).get("MessageGroupId", "")].append(message)
-            await asyncio.gather(*(self._process_group(batch) for batch in groups.values()))
+                group = message.get("Attributes", {}).get("MessageGroupId", "")
+                await self._capacity.acquire()
+                queue = self._queues.get(group)
+                if queue is None:
+                    queue = self._queues[group] = asyncio.Queue()
+                    self._workers[group] = asyncio.create_task(self._worker(group, queue), name=f"outbound-{group}")
+                queue.put_nowait(message)
+        for worker in self._workers.values():
+            worker.cancel()
+        await asyncio.gather(*self._workers.values(), return_exceptions=True)
+
+    async def _worker(self, group: str, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        """Process one account's messages in order; a message that must wait holds back the ones after it."""
+        held_back = False
+        while True:
+            try:
+                message = await asyncio.wait_for(queue.get(), timeout=60)
+            except TimeoutError:
+                if queue.empty():  # idle: let the worker go (a new one starts with the next message)
+                    self._queues.pop(group, None)
+                    self._workers.pop(group, None)
+                    return
+                continue
+            try:
+                if held_back:
+                    await self.svc.run(self._delay, message, 1)
+                else:
+                    held_back = not await self.process(message)
+            except Exception:
+                log.exception("processing an outbound message failed")
+                held_back = True
+            finally:
+                self._capacity.release()
+            if queue.empty():
+                held_back = False  # what was held back comes again from SQS, in order
 
     def _receive(self) -> list[dict[str, Any]]:
         response = client("sqs").receive_message(
             QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=self.cfg.outbound_wait_seconds,
+            VisibilityTimeout=self.cfg.outbound_visibility_timeout,
             AttributeNames=["All"], MessageAttributeNames=["All"],
         )
         return list(response.get("Messages", []))
-
-    async def _process_group(self, batch: list[dict[str, Any]]) -> None:
-        for index, message in enumerate(batch):
-            try:
-                done = await self.process(message)
-            except Exception:
-                log.exception("processing an outbound message failed")
-                done = False
-            if not done:
-                # Keep the account's order: the rest of its batch comes back after this one.
-                for later in batch[index + 1:]:
-                    await self.svc.run(self._delay, later, 1)
-                return
 
     async def process(self, message: dict[str, Any]) -> bool:
         """Handle one queue message; True when it is finished (deleted), False when it will come back."""
@@ -96,6 +122,7 @@ class OutboundConsumer:
             if waited >= self.cfg.not_connected_timeout:
                 return await self._fail(message, item, "account_not_connected",
                                         f"the account was not connected within {self.cfg.not_connected_timeout:.0f}s")
+            log.info("message %s waits: account %s is not connected", body.message_id, body.account_id)
             await self.svc.run(self._delay, message, self._recheck_after(waited))
             return False
         if receives > self.cfg.outbound_max_attempts:
@@ -104,32 +131,48 @@ class OutboundConsumer:
         await self.svc.run(store.transition, item, MessageStatus.SENDING,
                            {MessageStatus.QUEUED, MessageStatus.SENDING}, None,
                            [MessageItem.wa_message_id.set(wa_serialized), MessageItem.attempts.add(1)])
+        # Waiting for WhatsApp's ack can outlast the visibility timeout: extend it in short steps, so a host
+        # that dies here gives the message (and the rest of its account's queue) back within one step.
+        keepalive = asyncio.create_task(self._keep_invisible(message))
         try:
             wa_id, ack = await runner.send(body.message_id, body.envelope)
         except PermanentSendError as exc:
             return await self._fail(message, item, exc.code, str(exc))
         except TransientSendError as exc:
             log.warning("message %s: %s (attempt %d)", body.message_id, exc, receives)
+            keepalive.cancel()
             await self.svc.run(self._delay, message, int(self.backoff.delay(receives - 1)) + 1)
             return False
+        finally:
+            keepalive.cancel()
         fresh = await self.svc.run(store.get_message, body.account_id, body.message_id)
         if fresh is not None and wa_id != wa_serialized:
             await self.svc.run(store.transition, fresh, MessageStatus.SENDING, {MessageStatus.SENDING}, None,
                                [MessageItem.wa_message_id.set(wa_id)])
         status = ack_status(ack)
+        if fresh is not None and status is MessageStatus.FAILED:
+            return await self._fail(message, fresh, "send_failed", "WhatsApp reported the message as failed")
         if fresh is not None and status in {MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ}:
             if await self.svc.run(store.transition, fresh, status, {MessageStatus.SENDING}, f"ack {ack}"):
                 await runner.publish_message_status(body.message_id, status, fresh.client_reference)
+        log.info("message %s sent (ack %d, attempt %d)", body.message_id, ack, receives)
         self.metrics["messages_sent"] = self.metrics.get("messages_sent", 0) + 1
         self.metrics["queue_lag_seconds"] = max(0.0, time.time() - enqueued)
         await self.svc.run(self._delete, message)
         return True
+
+    async def _keep_invisible(self, message: dict[str, Any]) -> None:
+        step = self.cfg.outbound_visibility_timeout
+        while True:
+            await asyncio.sleep(step / 2)
+            await self.svc.run(self._delay, message, step)
 
     def _recheck_after(self, waited: float) -> int:
         remaining = self.cfg.not_connected_timeout - waited
         return int(max(1, min(remaining + 1, 10, self.cfg.not_connected_timeout / 4)))
 
     async def _fail(self, message: dict[str, Any], item: MessageItem, code: str, text: str) -> bool:
+        log.info("message %s failed: %s", item.message_id, code)
         if await self.svc.run(self.svc.store.fail, item, code, text):
             self.metrics["messages_failed"] = self.metrics.get("messages_failed", 0) + 1
             runner = self.runner_for(item.account_id)

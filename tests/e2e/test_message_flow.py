@@ -69,3 +69,20 @@ def test_link_send_ack_and_receive(tenant_admin: Api, runtime: Any, phone: Phone
     kinds = {e["type"] for e in seen}
     assert {"account.status", "account.qr", "message.status"} <= kinds
     assert account_status(tenant_admin, account_id) == "WORKING"
+
+
+def test_a_burst_arrives_once_and_in_order(tenant_admin: Api, phone: Phone, host: HostProcess) -> None:
+    # Given a linked account
+    business, contact = _number(), _number()
+    account_id = create_account(tenant_admin, "burst")["account_id"]
+    link_by_qr(tenant_admin, phone, account_id, business)
+
+    # When 15 messages are sent back to back
+    bodies = [f"line {i:02d}" for i in range(15)]
+    for body in bodies:
+        assert tenant_admin.post(f"/accounts/{account_id}/messages", json={
+            "to": contact, "type": "text", "text": {"body": body}}).status_code == 202
+
+    # Then the phone shows each once, in the order they were sent
+    wait_until(lambda: len(phone.received(contact)) >= len(bodies), 60, "all deliveries")
+    assert [m["body"] for m in phone.received(contact)] == bodies
