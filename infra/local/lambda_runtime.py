@@ -39,6 +39,9 @@ class LambdaContext:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
+_HANDLER_LOCKS: dict[str, threading.Lock] = {}
+
+
 class LocalFunction:
     """A template function: its handler imported once, invoked under a lock."""
 
@@ -48,7 +51,8 @@ class LocalFunction:
         self.timeout = timeout
         self.memory = memory
         self.region = region
-        self._lock = threading.Lock()
+        # Functions sharing a handler share its module-level state (the resolver): one lock per handler.
+        self._lock = _HANDLER_LOCKS.setdefault(handler, threading.Lock())
         self._handler: Callable[[dict[str, Any], Any], Any] | None = None
 
     def _load(self) -> Callable[[dict[str, Any], Any], Any]:
