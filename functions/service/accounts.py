@@ -153,8 +153,11 @@ def update_account(
 
 
 def delete_account(svc: Services, principal: Principal, account_id: str) -> None:
+    """Delete the account and its session snapshot (a host holding it closes the page on its next pass)."""
     require_role(principal, Role.ADMIN)
-    svc.accounts.delete(load(svc, principal, account_id))
+    item = load(svc, principal, account_id)
+    svc.snapshots.delete(account_id)
+    svc.accounts.delete(item)
 
 
 def status_actions(item: AccountItem, status: ConnectionStatus, reason: str | None) -> list[Any]:
@@ -184,6 +187,8 @@ def request_action(
         AccountItem.pending_action.set(action.value) if action in (AccountAction.RESTART, AccountAction.LOGOUT)
         else AccountItem.pending_action.remove(),
     ]
+    if action is AccountAction.LOGOUT and item.host_id is None:
+        svc.snapshots.delete(account_id)  # no page holds it: forgetting the snapshot is the logout
     new_status = status
     if desired is DesiredState.RUNNING and status in (ConnectionStatus.STOPPED, ConnectionStatus.FAILED):
         new_status = ConnectionStatus.STARTING

@@ -9,6 +9,7 @@ from functions.dal import tables
 from functions.dal.accounts import AccountRepository
 from functions.dal.api_keys import ApiKeyRepository
 from functions.dal.messages import DeadLetters, IdempotencyRepository, MessageRepository, OutboundQueue
+from functions.dal.snapshots import SnapshotObjects
 from functions.shared.config import Settings, get_settings
 
 
@@ -23,6 +24,7 @@ class Services:
     idempotency: IdempotencyRepository
     outbound: OutboundQueue
     ingress_dlq: DeadLetters
+    snapshots: SnapshotObjects
 
 
 @lru_cache(maxsize=1)
@@ -38,4 +40,5 @@ def services() -> Services:
         idempotency=IdempotencyRepository(),
         outbound=OutboundQueue(settings.outbound_queue_url),
         ingress_dlq=DeadLetters(settings.ingress_dlq_url),
+        snapshots=SnapshotObjects(settings.media_bucket),
     )

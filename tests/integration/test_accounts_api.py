@@ -144,3 +144,25 @@ def test_webhook_settings_are_validated_and_secret_never_returned(tenant_admin: 
     assert created["webhook"] == {"url": "https://example.com/hook", "events": ["message.received"],
                                   "has_secret": True}
     assert "s" * 32 not in tenant_admin.get(f"/accounts/{created['account_id']}").text
+
+
+def test_delete_and_logout_forget_the_session_snapshot(tenant_admin: Api, runtime: Any) -> None:
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=runtime.endpoint_url, region_name="us-east-1")
+    bucket = runtime.stack.refs["MediaBucket"]
+
+    def has_snapshot(account_id: str) -> bool:
+        return "Contents" in s3.list_objects_v2(Bucket=bucket, Prefix=f"snapshots/{account_id}.bin")
+
+    # Given two accounts with stored snapshots, held by no browser host
+    deleted, logged_out = (create_account(tenant_admin)["account_id"] for _ in range(2))
+    for account_id in (deleted, logged_out):
+        s3.put_object(Bucket=bucket, Key=f"snapshots/{account_id}.bin", Body=b"encrypted")
+
+    # When one is deleted and the other logged out
+    assert tenant_admin.delete(f"/accounts/{deleted}").status_code == 204
+    assert tenant_admin.post(f"/accounts/{logged_out}/logout").status_code == 202
+
+    # Then neither snapshot remains: the next start needs a new QR
+    assert not has_snapshot(deleted) and not has_snapshot(logged_out)
