@@ -21,7 +21,18 @@ app = create_app()
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Resolve one API Gateway REST proxy event."""
     too_large = _too_large(event)
-    return too_large if too_large is not None else app.resolve(event, context)
+    return too_large if too_large is not None else app.resolve(_as_json(event), context)
+
+
+def _as_json(event: dict[str, Any]) -> dict[str, Any]:
+    """The API speaks JSON only: read a body as JSON whatever Content-Type says (curl -d sends a form type)."""
+    headers = event.get("headers") or {}
+    name = next((k for k in headers if k.lower() == "content-type"), "Content-Type")
+    if event.get("body") and "json" not in str(headers.get(name, "")).lower():
+        event = {**event, "headers": {**headers, name: "application/json"}}
+        if event.get("multiValueHeaders"):
+            event["multiValueHeaders"] = {**event["multiValueHeaders"], name: ["application/json"]}
+    return event
 
 
 def _too_large(event: dict[str, Any]) -> dict[str, Any] | None:

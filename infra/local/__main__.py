@@ -7,8 +7,12 @@ import os
 import signal
 import threading
 
+from infra.local.host_process import ROOT, HostProcess
 from infra.local.log import log
 from infra.local.runtime import LocalRuntime, RuntimeConfig
+
+
+WAJS_BUNDLE = ROOT / "infra" / "wa-js" / "node_modules" / "@wppconnect" / "wa-js" / "dist" / "wppconnect-wa.js"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -20,17 +24,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--region", default=os.environ.get("AWS_REGION", "us-east-1"))
     parser.add_argument("--stack-name", default=os.environ.get("WAGATE_STACK_NAME", "wagate"))
     parser.add_argument("--target", choices=["aws", "localstack"], default=os.environ.get("WAGATE_TARGET", "aws"))
+    parser.add_argument("--sim-port", type=int, default=int(os.environ.get("WAGATE_SIM_PORT", "3100")))
+    parser.add_argument("--host-port", type=int, default=int(os.environ.get("HOST_HEALTH_PORT", "8080")),
+                        help="health/metrics port of the browser host")
+    parser.add_argument("--no-host", action="store_true", help="do not start the browser host")
+    parser.add_argument("--wa-url", default=os.environ.get("WAGATE_WA_URL"),
+                        help="WhatsApp Web URL for the host (default: the simulator); with the real one, wa-js "
+                             "is injected from infra/wa-js")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     config = RuntimeConfig(endpoint_url=args.endpoint_url or None, aws_port=args.aws_port, api_port=args.api_port,
-                           region=args.region, stack_name=args.stack_name, target=args.target)
+                           region=args.region, stack_name=args.stack_name, target=args.target,
+                           with_sim=not args.wa_url, sim_port=args.sim_port)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     runtime = LocalRuntime(config).start()
+    host: HostProcess | None = None
     try:
         from functions.service.api_keys import ensure_bootstrap_key
         from functions.service.context import services
@@ -38,6 +51,14 @@ def main(argv: list[str] | None = None) -> None:
         key, created = ensure_bootstrap_key(services(), os.environ.get("WAGATE_BOOTSTRAP_API_KEY"))
         log(f"AWS endpoint: {runtime.endpoint_url or 'AWS (default credentials chain)'}")
         log(f"API:          {runtime.api_url}  (Swagger UI: {runtime.api_url}/docs)")
+        if runtime.sim is not None:
+            log(f"simulator:    {runtime.sim.url}  (phone: {runtime.sim.url}/phone)")
+        if not args.no_host:
+            env = runtime.host_env()
+            if args.wa_url:
+                env.update({"WAGATE_WA_URL": args.wa_url, "WAGATE_WAJS_PATH": str(WAJS_BUNDLE)})
+            host = HostProcess(env, health_port=args.host_port).start(timeout=120)
+            log(f"browser host: {host.health_url}")
         print("", flush=True)
         print(f"  wagate is running at {runtime.api_url}", flush=True)
         if created:
@@ -49,6 +70,8 @@ def main(argv: list[str] | None = None) -> None:
         stop.wait()
     finally:
         log("stopping")
+        if host is not None:
+            host.stop()
         runtime.stop()
 
 

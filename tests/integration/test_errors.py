@@ -85,3 +85,12 @@ def test_api_key_validation(tenant_admin: Api) -> None:
     assert_error(tenant_admin.post("/api-keys", json={"name": "x", "role": "root"}), 422, "validation_error")
     assert_error(tenant_admin.post("/api-keys", json={"name": "x", "role": "admin", "tenant": "Bad Tenant!"}),
                  422, "validation_error")
+
+
+def test_json_body_is_read_whatever_the_content_type(tenant_admin: Api) -> None:
+    # curl -d sends application/x-www-form-urlencoded; the body is still JSON
+    response = tenant_admin.post("/accounts", data='{"account_name": "from curl"}',
+                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 201, response.text
+    assert_error(tenant_admin.post("/accounts", data="account_name=x",
+                                   headers={"Content-Type": "application/x-www-form-urlencoded"}), 400, "invalid_json")
