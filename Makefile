@@ -61,3 +61,13 @@ bench: install ## benchmarks: prints numbers and writes docs/benchmarks.md
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) infra/wa-js/node_modules .pytest_cache .mypy_cache .ruff_cache
+
+# --- sam build (BuildMethod: makefile): `sam build --build-in-source` calls these -----------------------
+# Lambda wheels for the function runtime (python3.12, x86_64), whatever Python runs the build.
+LAMBDA_PIP := --platform manylinux2014_x86_64 --implementation cp --python-version 3.12 --only-binary=:all:
+build-ApiFunction build-LegacyApiFunction build-AuthorizerFunction build-IngressFunction:
+	$(PYTHON) -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml','rb'))['project']['dependencies']))" > "$(ARTIFACTS_DIR)/requirements.txt"
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-compile $(LAMBDA_PIP) --target "$(ARTIFACTS_DIR)" -r "$(ARTIFACTS_DIR)/requirements.txt"
+	rm "$(ARTIFACTS_DIR)/requirements.txt"
+	cp -r functions "$(ARTIFACTS_DIR)/"
+	find "$(ARTIFACTS_DIR)/functions" -name __pycache__ -prune -exec rm -rf {} +

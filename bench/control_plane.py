@@ -31,7 +31,7 @@ def cold_import_ms() -> tuple[float, list[tuple[str, float]]]:
         totals.append(sum(cum for _, cum, depth in parsed if depth == 1) / 1000)
         for name, cum, _depth in parsed:
             # Third-party packages and our own top modules, wherever they were first imported.
-            if "." not in name or name.count(".") == 1 and name.startswith("functions."):
+            if "." not in name or (name.count(".") == 1 and name.startswith("functions.")):
                 heaviest[name] = max(heaviest.get(name, 0), cum / 1000)
         heaviest.pop("functions", None)
     top = sorted(heaviest.items(), key=lambda kv: -kv[1])[:8]

@@ -15,7 +15,7 @@ EVENTS = (
 # Payloads are reduced to plain JSON here: WhatsApp's models are large and circular.
 EVENT_BRIDGE = """
 (() => {
-  const EVENTS = %s;
+  const EVENTS = __EVENTS__;
   const wid = (w) => (w == null ? null : (w._serialized || String(w)));
   const shape = {
     'conn.auth_code_change': (c) => (c ? {fullCode: c.fullCode, type: c.type} : null),
@@ -35,7 +35,7 @@ EVENT_BRIDGE = """
         let payload = null;
         try { payload = shape[name] ? shape[name](arg) : (arg === undefined ? null : JSON.parse(JSON.stringify(arg))); }
         catch (e) { payload = {error: String(e)}; }
-        try { window.%s(name, payload); } catch (e) { /* page closing */ }
+        try { window.__BINDING__(name, payload); } catch (e) { /* page closing */ }
       });
     }
     return true;
@@ -45,7 +45,7 @@ EVENT_BRIDGE = """
     const timer = setInterval(() => { if (attach()) clearInterval(timer); }, 25);
   }
 })();
-""" % (json.dumps(list(EVENTS)), BINDING)
+""".replace("__EVENTS__", json.dumps(list(EVENTS))).replace("__BINDING__", BINDING)
 
 READY = "() => !!(window.WPP && window.WPP.isReady)"
 STATE = """async () => ({

@@ -156,7 +156,7 @@ class BrowserHost:
         runner.handled_pairing_at = pairing.get("requested_at")
         try:
             code = await runner.request_pairing_code(str(pairing["phone_number"]))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any page error: report and let the next request retry
             log.warning("account %s: pairing code failed: %s", account.account_id, str(exc).splitlines()[0][:200])
             return
         requested_at = pairing.get("requested_at")

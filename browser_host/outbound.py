@@ -152,9 +152,9 @@ class OutboundConsumer:
         status = ack_status(ack)
         if fresh is not None and status is MessageStatus.FAILED:
             return await self._fail(message, fresh, "send_failed", "WhatsApp reported the message as failed")
-        if fresh is not None and status in {MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ}:
-            if await self.svc.run(store.transition, fresh, status, {MessageStatus.SENDING}, f"ack {ack}"):
-                await runner.publish_message_status(body.message_id, status, fresh.client_reference)
+        if fresh is not None and status in {MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ} \
+                and await self.svc.run(store.transition, fresh, status, {MessageStatus.SENDING}, f"ack {ack}"):
+            await runner.publish_message_status(body.message_id, status, fresh.client_reference)
         log.info("message %s sent (ack %d, attempt %d)", body.message_id, ack, receives)
         self.metrics["messages_sent"] = self.metrics.get("messages_sent", 0) + 1
         self.metrics["queue_lag_seconds"] = max(0.0, time.time() - enqueued)

@@ -11,7 +11,6 @@ from infra.local.host_process import ROOT, HostProcess
 from infra.local.log import log
 from infra.local.runtime import LocalRuntime, RuntimeConfig
 
-
 WAJS_BUNDLE = ROOT / "infra" / "wa-js" / "node_modules" / "@wppconnect" / "wa-js" / "dist" / "wppconnect-wa.js"
 
 

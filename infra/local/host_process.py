@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -36,7 +37,7 @@ class HostProcess:
     def start(self, timeout: float = 60.0) -> HostProcess:
         if self.log_path is not None:
             self._log = self.log_path.open("ab")
-        self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        self.process = subprocess.Popen(
             [sys.executable, "-m", "browser_host"], cwd=ROOT, env=self.env,
             stdout=self._log or subprocess.DEVNULL, stderr=subprocess.STDOUT if self._log else None,
             start_new_session=True,
@@ -77,10 +78,8 @@ class HostProcess:
         """SIGKILL the whole process group (the host and its Chromium), like a crashed container."""
         if self.process is None:
             return
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.process.wait(10)
         self._close_log()
 

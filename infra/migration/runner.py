@@ -110,7 +110,7 @@ class _Rows:
                 if source_row.row is None:
                     raise InvalidRow(source_row.error or "unreadable row")
                 mapped = map_row(source_row.row)
-            except (InvalidRow, TypeError) as error:
+            except (InvalidRow, TypeError, ValueError, ArithmeticError) as error:  # odd values in odd columns
                 report.outcomes["invalid"] += 1
                 report.problem("invalid", row=source_row.ref, reason=str(error))
                 continue

@@ -19,7 +19,6 @@ from functions.shared.config import Settings
 from infra.local.template import TEMPLATE_PATH, api_routes, load_template
 from tests.conftest import ROOT, Api
 
-
 API_FUNCTIONS = {"ApiFunction", "LegacyApiFunction"}  # one handler, split for the Lambda policy size
 
 
