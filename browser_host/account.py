@@ -94,10 +94,10 @@ class AccountRunner:
     def is_working(self) -> bool:
         return self.status is S.WORKING and self.page is not None and not self.page.is_closed()
 
-    async def start(self) -> None:
+    async def start(self, reason: str = "starting the browser page") -> None:
         """Open the context and page; the status follows from what the page shows."""
         self._tasks.append(asyncio.create_task(self._write_loop(), name=f"writes-{self.account_id}"))
-        self._set_status(S.STARTING, "starting the browser page")
+        self._set_status(S.STARTING, reason)
         await self._open_context()
         await self._open_page()
         self._tasks.append(asyncio.create_task(self._heartbeat_loop(), name=f"heartbeat-{self.account_id}"))

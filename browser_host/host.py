@@ -120,14 +120,14 @@ class BrowserHost:
                 continue  # gave up here; a new start/restart request clears it
             await self._start_runner(account)
 
-    async def _start_runner(self, account: AccountItem) -> None:
+    async def _start_runner(self, account: AccountItem, reason: str = "starting the browser page") -> None:
         if self.browser is None or not self.browser.is_connected():
             return
         async with self._opening:
             runner = AccountRunner(self.services, account, self.browser)
             self.runners[account.account_id] = runner
             try:
-                await runner.start()
+                await runner.start(reason)
             except Exception as exc:
                 log.exception("account %s failed to start", account.account_id)
                 await runner.recover(f"start failed: {str(exc).splitlines()[0][:200]}")
@@ -179,7 +179,7 @@ class BrowserHost:
             await runner.stop(reason="restart requested", final_status=None)
             fresh = await self.services.run(self.services.store.get_account, account.account_id)
             if fresh is not None:
-                await self._start_runner(fresh)
+                await self._start_runner(fresh, "restart requested")
                 return
         await self.services.run(self.services.store.clear_pending_action, account.account_id,
                                 account.action_requested_at)

@@ -155,7 +155,8 @@ class OutboundConsumer:
         if fresh is not None and status in {MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ} \
                 and await self.svc.run(store.transition, fresh, status, {MessageStatus.SENDING}, f"ack {ack}"):
             await runner.publish_message_status(body.message_id, status, fresh.client_reference)
-        log.info("message %s sent (ack %d, attempt %d)", body.message_id, ack, receives)
+        log.info("message %s sent (ack %d, attempt %d, correlation %s)", body.message_id, ack, receives,
+                 body.correlation_id)
         self.metrics["messages_sent"] = self.metrics.get("messages_sent", 0) + 1
         self.metrics["queue_lag_seconds"] = max(0.0, time.time() - enqueued)
         await self.svc.run(self._delete, message)

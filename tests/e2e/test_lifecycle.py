@@ -102,6 +102,14 @@ def test_stop_and_start_again(tenant_admin: Api, phone: Phone, host: HostProcess
     assert tenant_admin.post(f"/accounts/{account_id}/start").status_code == 202
     wait_until(lambda: account_status(tenant_admin, account_id) == "WORKING", 30, "WORKING again")
 
+    # A restart reopens the page from its snapshot: through STARTING back to WORKING, no QR
+    assert tenant_admin.post(f"/accounts/{account_id}/restart").status_code == 202
+    history = wait_until(
+        lambda: (h := tenant_admin.get(f"/accounts/{account_id}").json())["pending_action"] is None
+        and [e["to"] for e in h["status_history"]][-2:] == ["STARTING", "WORKING"]
+        and "restart" in (h["status_history"][-2]["reason"] or "") and h["status_history"], 30, "restarted")
+    assert history[-1]["to"] == "WORKING"
+
 
 def test_renderer_crash_recovers_without_a_new_qr(tenant_admin: Api, phone: Phone, host: HostProcess) -> None:
     # Given a linked account on the host
