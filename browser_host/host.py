@@ -107,6 +107,11 @@ class BrowserHost:
                 await self._stop_runner(account_id, account)
             elif account.pending_action and account.action_requested_at != runner.handled_action_at:
                 await self._act(runner, account)
+            elif runner.failed and account.connection_status != ConnectionStatus.FAILED.value:
+                # Gave up earlier; a new `start` (the API moved it out of FAILED) means try again.
+                self.runners.pop(account_id, None)
+                await runner.stop(reason="start requested", final_status=None)
+                await self._start_runner(account, "start requested")
             else:
                 await self._pairing(runner, account)
         for account_id, account in wanted.items():
@@ -141,8 +146,9 @@ class BrowserHost:
             await runner.logout()
             await self.services.run(self.services.store.clear_pending_action, account_id,
                                     account.action_requested_at)
+        # A runner that gave up keeps its FAILED status (and reason) visible instead of turning STOPPED.
         await runner.stop(reason="stop requested" if account else "account deleted",
-                          final_status=ConnectionStatus.STOPPED if account else None)
+                          final_status=ConnectionStatus.STOPPED if account and not runner.failed else None)
         if account is None and self.services.snapshots:
             await self.services.run(self.services.snapshots.delete, account_id)
 

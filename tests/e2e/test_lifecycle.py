@@ -131,3 +131,20 @@ def test_renderer_crash_recovers_without_a_new_qr(tenant_admin: Api, phone: Phon
     assert all(e["to"] != "SCAN_QR_CODE" for e in history[-3:])
     send_text(tenant_admin, account_id, contact, "after the crash")
     wait_until(lambda: [m["body"] for m in phone.received(contact)] == ["after the crash"], 30, "delivery")
+
+
+def test_an_unscanned_qr_ends_failed_and_start_asks_again(tenant_admin: Api, host: HostProcess) -> None:
+    # Given an account started but never scanned
+    account_id = create_account(tenant_admin)["account_id"]
+    assert tenant_admin.post(f"/accounts/{account_id}/start").status_code == 202
+
+    # When WhatsApp Web stops rotating the QR code
+    failed = wait_until(lambda: (a := tenant_admin.get(f"/accounts/{account_id}").json())
+                        ["connection_status"] == "FAILED" and a, 60, "FAILED")
+
+    # Then it stays FAILED with the reason (no endless QR loop), until a new start shows a new QR
+    assert failed["status_reason"].startswith("qr_timeout") and failed["desired_state"] == "stopped"
+    assert tenant_admin.get(f"/accounts/{account_id}/qr").json()["code"] == "qr_not_available"
+    assert tenant_admin.post(f"/accounts/{account_id}/start").status_code == 202
+    wait_until(lambda: tenant_admin.get(f"/accounts/{account_id}/qr", params={"format": "raw"}).status_code == 200,
+               30, "a new QR")
