@@ -37,7 +37,7 @@ from tests.migration.legacy_data import legacy_rows, load_dynamodb, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "benchmarks.md"
-WORK = Path(tempfile.mkdtemp(prefix="wagate-migration-bench-"))
+WORK = Path(tempfile.gettempdir()) / "wagate-migration-bench"
 
 
 @contextmanager
@@ -129,6 +129,8 @@ def main() -> None:
     os.environ.update({"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
                        "AWS_DEFAULT_REGION": "us-east-1"})
     results: list[tuple[str, int, dict[str, float]]] = []
+    loads = [os.getloadavg()[0]]
+    WORK.mkdir(exist_ok=True)
     strategies: list[tuple[str, int, float]] = []
     with moto_server() as url:
         ddb = dynamodb_client(Options(mode="apply", source=None, accounts_table="-", endpoint_url=url,
@@ -160,16 +162,18 @@ def main() -> None:
                 results.append(("dynamodb", len(rows), measure(url, ddb, f"dynamodb:{legacy}", len(rows))))
                 ddb.delete_table(TableName=legacy)
             results.append(("in-memory fake", len(rows), fake_rates(source, len(rows))))
+    loads.append(os.getloadavg()[0])
     for path in WORK.iterdir():
         path.unlink()
     WORK.rmdir()
-    section = render(results, strategies)
+    section = render(results, strategies, loads)
     print(section)
     if not args.no_write:
         write_section(section)
 
 
-def render(results: list[tuple[str, int, dict[str, float]]], strategies: list[tuple[str, int, float]]) -> str:
+def render(results: list[tuple[str, int, dict[str, float]]], strategies: list[tuple[str, int, float]],
+           loads: list[float]) -> str:
     def cell(rates: dict[str, float], mode: str) -> str:
         return f"{rates[mode]:,.0f}" if mode in rates else "-"
 
@@ -177,7 +181,9 @@ def render(results: list[tuple[str, int, dict[str, float]]], strategies: list[tu
              "`wagate migrate sessions-to-accounts` (bench/migration_bench.py), rows/s, measured "
              f"{time.strftime('%Y-%m-%d')} on {os.cpu_count()} cores, Python {platform.python_version()}, "
              "moto server in its own process on loopback. Every row becomes one account (~0.7 KB, nested "
-             "`metadata.legacy` and `status_history`); batch 200, 8 workers, conditional PutItem.", "",
+             "`metadata.legacy` and `status_history`); batch 200, 8 workers, conditional PutItem. "
+             f"Load average {loads[0]:.1f} at the start, {loads[-1]:.1f} at the end (the machine is shared).",
+             "",
              "| source | rows | dry-run | apply | verify |", "|---|---:|---:|---:|---:|"]
     lines += [f"| {kind} | {rows:,} | {cell(r, 'dry-run')} | {cell(r, 'apply')} | {cell(r, 'verify')} |"
               for kind, rows, r in results]
