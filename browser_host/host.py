@@ -114,16 +114,19 @@ class BrowserHost:
                 await self._start_runner(account, "start requested")
             else:
                 await self._pairing(runner, account)
+        to_start: list[AccountItem] = []
         for account_id, account in wanted.items():
             if account_id in self.runners:
                 continue
-            if len(self.runners) >= self.config.max_accounts:
+            if len(self.runners) + len(to_start) >= self.config.max_accounts:
                 log.warning("at capacity (%d accounts); %s waits", self.config.max_accounts, account_id)
                 break
             if account.connection_status == ConnectionStatus.FAILED.value and account.pending_action is None \
                     and account.host_id == self.config.host_id:
                 continue  # gave up here; a new start/restart request clears it
-            await self._start_runner(account)
+            to_start.append(account)
+        # Opened in parallel, HOST_OPEN_CONCURRENCY at a time (the semaphore in _start_runner).
+        await asyncio.gather(*(self._start_runner(account) for account in to_start))
 
     async def _start_runner(self, account: AccountItem, reason: str = "starting the browser page") -> None:
         if self.browser is None or not self.browser.is_connected():
