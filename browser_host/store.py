@@ -11,6 +11,7 @@ from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 
 from functions.dal import tables
 from functions.dal.accounts import _is_conditional
+from functions.dal.messages import MessageRepository
 from functions.dal.tables import AccountItem, MessageItem
 from functions.models.accounts import ConnectionStatus
 from functions.models.common import utcnow
@@ -40,6 +41,7 @@ class HostStore:
         tables.bind(settings)
         self.settings = settings
         self.ttl_days = ttl_days or settings.message_ttl_days
+        self._messages = MessageRepository()
 
     # --- accounts ---------------------------------------------------------------------------------------
 
@@ -100,20 +102,8 @@ class HostStore:
 
     def transition(self, item: MessageItem, status: MessageStatus, allowed_from: set[MessageStatus],
                    reason: str | None = None, extra: list[Any] | None = None) -> bool:
-        now = utcnow()
-        actions: list[Any] = [
-            MessageItem.status.set(status.value), MessageItem.updated_at.set(now),
-            MessageItem.status_history.set(MessageItem.status_history.append(
-                [{"status": status.value, "at": now, "reason": reason}])),
-            *(extra or []),
-        ]
-        try:
-            item.update(actions=actions, condition=MessageItem.status.is_in(*[s.value for s in allowed_from]))
-        except UpdateError as exc:
-            if _is_conditional(exc):
-                return False
-            raise
-        return True
+        """Conditional status change (the API's own repository does it: one implementation)."""
+        return self._messages.transition(item, status, allowed_from=allowed_from, reason=reason, extra=extra)
 
     def fail(self, item: MessageItem, code: str, message: str) -> bool:
         """Terminal failure with a machine-readable reason (only from a non-terminal status)."""
