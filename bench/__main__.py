@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ["bench.control_plane", "bench.migration_bench", "bench.browser_host"]
+BENCHMARKS = ["bench.control_plane", "bench.migration_bench", "bench.snapshots", "bench.browser_host"]
 
 
 def main() -> int:
