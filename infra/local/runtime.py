@@ -102,6 +102,9 @@ class LocalRuntime:
         env = dict(self.env)
         if self.sim is not None:
             env["WAGATE_WA_URL"] = self.sim.url
+        # moto's FIFO long poll busy-loops and keeps its view of blocked groups for the whole wait: short
+        # polls keep an account's next message from waiting a full poll (AWS does not need this).
+        env.setdefault("HOST_OUTBOUND_WAIT_SECONDS", "1")
         return env
 
     def _function_env(self, stack: Stack) -> dict[str, str]:
