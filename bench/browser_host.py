@@ -661,11 +661,8 @@ def render(out: dict[str, Any], command: str) -> str:
         f"**{_pct(scan, 0.5):.2f} s**, p95 **{_pct(scan, 0.95):.2f} s**. Polled every {POLL_S:.1f} s; "
         f"{retries} scans had to be repeated because the QR had rotated.",
         "",
-        "The host opens accounts one at a time: `BrowserHost.reconcile()` awaits each `_start_runner()` in turn "
-        "(browser_host/host.py, the loop over `wanted`), so the `HOST_OPEN_CONCURRENCY` semaphore is never "
-        f"contended, and of {out['batch']} accounts started together the k-th waits for the k-1 opened before it "
-        "(plus up to one reconcile interval): start → QR grows with the batch, and a burst of starts (or a host "
-        "restart with many accounts) is served at one page open at a time.",
+        f"Start → QR includes up to one reconcile interval before the host sees the start; the {out['batch']} "
+        "accounts of a batch are opened `HOST_OPEN_CONCURRENCY` at a time, so it grows with the batch on 2 cores.",
     ]
     o = out.get("outbound")
     if o:
@@ -760,7 +757,7 @@ def interpretation(out: dict[str, Any]) -> str:
         "near zero here (10 s samples on a shared machine are noisy: compare the rows). "
         f"Straight-line, {mem_gib:.0f} GiB would hold ~{mem_cap:.0f} such accounts and {cores} cores "
         f"~{cpu_cap:.0f} at idle: on wa_sim, **{limit}** is the first limit at idle — but idle is the best case: "
-        "opening accounts (one at a time, above) and sending cost far more than idling, and in this local stack "
+        "opening accounts and sending cost far more than idling, and in this local stack "
         "the emulated AWS calls cost more CPU than the host itself. Real WhatsApp Web is far heavier (300-500 MB "
         "per session reported, constant timers and sync traffic), so production density is set by WhatsApp's "
         "own page; these numbers bound the host's overhead (shared browser ~240 MB, node driver ~120 MB, host "
