@@ -67,6 +67,7 @@ class AccountRunner:
         self.cfg = services.config
         self.account_id = account.account_id
         self.tenant_id = account.tenant_id
+        self.phone_number = account.phone_number
         self.browser = browser
         self.context: BrowserContext | None = None
         self.page: Page | None = None
@@ -246,6 +247,7 @@ class AccountRunner:
         self._logout_reason = None
         self.recoveries = 0
         phone = me.split("@")[0].split(":")[0] if me else None
+        self.phone_number = phone or self.phone_number
         extra: list[Any] = [AccountItem.qr.remove(), AccountItem.pairing.remove()]
         extra += [AccountItem.phone_number.set(phone)] if phone else []
         self._set_status(S.WORKING, "connected to WhatsApp", extra=extra)
@@ -271,14 +273,12 @@ class AccountRunner:
     async def _on_message(self, msg: dict[str, Any]) -> None:
         if msg.get("fromMe") or msg.get("type") not in {"chat", "text"}:
             return
-        account = await self.svc.run(self.svc.store.get_account, self.account_id)
-        if account is None:
-            return
         inbound = {"id": msg["id"], "type": "text", "content": {"body": msg.get("body") or ""}, "t": msg.get("t"),
                    "from": str(msg.get("from") or "").split("@")[0]}
-        item = await self.svc.run(self.svc.store.record_inbound, account, inbound)
+        item = await self.svc.run(self.svc.store.record_inbound, self.account_id, self.tenant_id,
+                                  self.phone_number, inbound)
         if item is not None:
-            await self.svc.run(self.svc.store.publish, EventType.MESSAGE_RECEIVED, account, {
+            await self._publish(EventType.MESSAGE_RECEIVED, {
                 "message_id": item.message_id, "from": inbound["from"], "type": "text",
                 "text": {"body": inbound["content"]["body"]}, "wa_message_id": msg["id"],
                 "profile_name": msg.get("notifyName"), "timestamp": msg.get("t")})
@@ -293,10 +293,8 @@ class AccountRunner:
                 await self.publish_message_status(item.message_id, status, item.client_reference)
 
     async def publish_message_status(self, message_id: str, status: MessageStatus, reference: str | None) -> None:
-        account = await self.svc.run(self.svc.store.get_account, self.account_id)
-        if account is not None:
-            await self.svc.run(self.svc.store.publish, EventType.MESSAGE_STATUS, account,
-                               {"message_id": message_id, "status": status.value, "client_reference": reference})
+        await self._publish(EventType.MESSAGE_STATUS,
+                            {"message_id": message_id, "status": status.value, "client_reference": reference})
 
     # --- status writes (ordered per account) ------------------------------------------------------------
 
@@ -318,9 +316,8 @@ class AccountRunner:
             await self._publish(EventType.ACCOUNT_STATUS, {"status": status.value, "reason": reason})
 
     async def _publish(self, kind: EventType, payload: dict[str, Any]) -> None:
-        account = await self.svc.run(self.svc.store.get_account, self.account_id)
-        if account is not None:
-            await self.svc.run(self.svc.store.publish, kind, account, payload)
+        # The runner knows its account and tenant: no read of the account item per event.
+        await self.svc.run(self.svc.store.publish, kind, self.account_id, self.tenant_id, payload)
 
     def _enqueue_write(self, write: Callable[[], Awaitable[None]]) -> None:
         self._writes.put_nowait(write)

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from pydantic import ValidationError
@@ -113,11 +114,11 @@ class OutboundConsumer:
         if item is None or MessageStatus(item.status) in DONE:
             await self.svc.run(self._delete, message)  # deleted account or a redelivery of finished work
             return True
-        account = await self.svc.run(store.get_account, body.account_id)
-        if account is None:
-            return await self._fail(message, item, "account_not_found", "the account was deleted")
         runner = self.runner_for(body.account_id)
         if runner is None or not runner.is_working():
+            # Only off the hot path: a working runner means the account exists.
+            if await self.svc.run(store.get_account, body.account_id) is None:
+                return await self._fail(message, item, "account_not_found", "the account was deleted")
             waited = time.time() - enqueued
             if waited >= self.cfg.not_connected_timeout:
                 return await self._fail(message, item, "account_not_connected",
@@ -145,16 +146,16 @@ class OutboundConsumer:
             return False
         finally:
             keepalive.cancel()
-        fresh = await self.svc.run(store.get_message, body.account_id, body.message_id)
-        if fresh is not None and wa_id != wa_serialized:
-            await self.svc.run(store.transition, fresh, MessageStatus.SENDING, {MessageStatus.SENDING}, None,
-                               [MessageItem.wa_message_id.set(wa_id)])
+        if wa_id != wa_serialized:  # WhatsApp chose another id: acks will name that one
+            await self.svc.run(partial(item.update, actions=[MessageItem.wa_message_id.set(wa_id)]))
+        # `item` holds what the `sending` write returned; the status writes below are conditional, so an ack
+        # event that got there first simply wins.
         status = ack_status(ack)
-        if fresh is not None and status is MessageStatus.FAILED:
-            return await self._fail(message, fresh, "send_failed", "WhatsApp reported the message as failed")
-        if fresh is not None and status in {MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ} \
-                and await self.svc.run(store.transition, fresh, status, {MessageStatus.SENDING}, f"ack {ack}"):
-            await runner.publish_message_status(body.message_id, status, fresh.client_reference)
+        if status is MessageStatus.FAILED:
+            return await self._fail(message, item, "send_failed", "WhatsApp reported the message as failed")
+        if status in {MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ} \
+                and await self.svc.run(store.transition, item, status, {MessageStatus.SENDING}, f"ack {ack}"):
+            await runner.publish_message_status(body.message_id, status, item.client_reference)
         log.info("message %s sent (ack %d, attempt %d, correlation %s)", body.message_id, ack, receives,
                  body.correlation_id)
         self.metrics["messages_sent"] = self.metrics.get("messages_sent", 0) + 1

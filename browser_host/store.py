@@ -125,15 +125,16 @@ class HostStore:
         earlier = {s for s, rank in STATUS_RANK.items() if rank < STATUS_RANK[status]}
         return item if self.transition(item, status, earlier, f"ack {status.value}") else None
 
-    def record_inbound(self, account: AccountItem, msg: dict[str, Any]) -> MessageItem | None:
+    def record_inbound(self, account_id: str, tenant_id: str, phone_number: str | None,
+                       msg: dict[str, Any]) -> MessageItem | None:
         """Store an inbound message once; None when it was already stored."""
         wa_id = str(msg["id"])
         now = utcnow()
         content = {"type": msg["type"], msg["type"]: msg["content"], "wa_message_id": wa_id}
         item = MessageItem(
-            account.account_id, inbound_message_id(wa_id, int(msg.get("t") or 0)), tenant_id=account.tenant_id,
+            account_id, inbound_message_id(wa_id, int(msg.get("t") or 0)), tenant_id=tenant_id,
             direction=Direction.INBOUND.value, status=MessageStatus.RECEIVED.value, type=msg["type"],
-            to=account.phone_number, from_number=msg.get("from"), content=json.dumps(content, separators=(",", ":")),
+            to=phone_number, from_number=msg.get("from"), content=json.dumps(content, separators=(",", ":")),
             wa_message_id=wa_id,
             status_history=[{"status": MessageStatus.RECEIVED.value, "at": now, "reason": None}],
             created_at=now, updated_at=now, expires_at=_expiry(self.ttl_days),
@@ -148,14 +149,14 @@ class HostStore:
 
     # --- events -----------------------------------------------------------------------------------------
 
-    def publish(self, kind: EventType, account: AccountItem, payload: dict[str, Any],
+    def publish(self, kind: EventType, account_id: str, tenant_id: str, payload: dict[str, Any],
                 correlation_id: str | None = None) -> Event:
-        event = Event(event_id=new_id("evt"), type=kind, occurred_at=utcnow(), account_id=account.account_id,
-                      tenant_id=account.tenant_id, correlation_id=correlation_id, payload=payload)
+        event = Event(event_id=new_id("evt"), type=kind, occurred_at=utcnow(), account_id=account_id,
+                      tenant_id=tenant_id, correlation_id=correlation_id, payload=payload)
         client("sqs").send_message(
             QueueUrl=self.settings.events_queue_url, MessageBody=event.model_dump_json(),
             MessageAttributes={"type": {"DataType": "String", "StringValue": kind.value},
-                               "account_id": {"DataType": "String", "StringValue": account.account_id}},
+                               "account_id": {"DataType": "String", "StringValue": account_id}},
         )
         return event
 

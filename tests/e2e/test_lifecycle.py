@@ -17,8 +17,8 @@ def _number() -> str:
     return "1666" + str(uuid.uuid4().int)[:7]
 
 
-def renderer_pids(root_pid: int) -> list[int]:
-    """Chromium renderer processes descending from `root_pid`."""
+def renderer_pids(root_pid: int, kind: str = "renderer") -> list[int]:
+    """Chromium processes of `--type=<kind>` (kind "browser": the main one) descending from `root_pid`."""
     parents: dict[int, int] = {}
     commands: dict[int, str] = {}
     for entry in Path("/proc").iterdir():
@@ -38,7 +38,12 @@ def renderer_pids(root_pid: int) -> list[int]:
             pid = parents.get(pid, 0)
         return False
 
-    return [pid for pid, cmd in commands.items() if "--type=renderer" in cmd and descends(pid)]
+    def matches(cmd: str) -> bool:
+        if kind == "browser":
+            return "chromium" in cmd.split("\0")[0] and "--type=" not in cmd
+        return f"--type={kind}" in cmd
+
+    return [pid for pid, cmd in commands.items() if matches(cmd) and descends(pid)]
 
 
 def send_text(api: Api, account_id: str, to: str, body: str) -> str:
@@ -148,3 +153,23 @@ def test_an_unscanned_qr_ends_failed_and_start_asks_again(tenant_admin: Api, hos
     assert tenant_admin.post(f"/accounts/{account_id}/start").status_code == 202
     wait_until(lambda: tenant_admin.get(f"/accounts/{account_id}/qr", params={"format": "raw"}).status_code == 200,
                30, "a new QR")
+
+
+def test_a_killed_browser_is_relaunched_and_accounts_come_back_from_snapshots(
+        tenant_admin: Api, phone: Phone, host: HostProcess) -> None:
+    # Given a linked account whose snapshot is stored
+    business, contact = _number(), _number()
+    account_id = create_account(tenant_admin)["account_id"]
+    link_by_qr(tenant_admin, phone, account_id, business)
+    assert host.process is not None
+    wait_until(lambda: host.log_path is not None and "snapshot saved" in host.log_path.read_text(), 15, "a snapshot")
+
+    # When the whole Chromium browser is killed
+    [browser] = renderer_pids(host.process.pid, kind="browser")
+    os.kill(browser, signal.SIGKILL)
+
+    # Then the host relaunches it, the account goes STARTING → WORKING without a QR, and it sends
+    wait_until(lambda: [h["to"] for h in tenant_admin.get(f"/accounts/{account_id}").json()["status_history"]]
+               [-3:] == ["WORKING", "STARTING", "WORKING"], 40, "restored after the browser died")
+    send_text(tenant_admin, account_id, contact, "after the browser died")
+    wait_until(lambda: [m["body"] for m in phone.received(contact)] == ["after the browser died"], 30, "delivery")

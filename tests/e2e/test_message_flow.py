@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import urllib.request
 import uuid
 from typing import Any
 
@@ -69,6 +70,13 @@ def test_link_send_ack_and_receive(tenant_admin: Api, runtime: Any, phone: Phone
     kinds = {e["type"] for e in seen}
     assert {"account.status", "account.qr", "message.status"} <= kinds
     assert account_status(tenant_admin, account_id) == "WORKING"
+
+    # And the host's Prometheus metrics count it
+    with urllib.request.urlopen(host.health_url.replace("/health", "/metrics"), timeout=5) as response:
+        metrics = response.read().decode()
+    assert 'wagate_accounts{status="WORKING"}' in metrics
+    sent = next(line for line in metrics.splitlines() if line.startswith("wagate_messages_sent "))
+    assert float(sent.split()[1]) >= 1
 
 
 def test_a_burst_arrives_once_and_in_order(tenant_admin: Api, phone: Phone, host: HostProcess) -> None:

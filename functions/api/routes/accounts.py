@@ -127,11 +127,14 @@ def get_qr(  # type: ignore[no-untyped-def]  # unannotated: powertools would JSO
     account_id: AccountId,
     format: Annotated[str, Query(pattern="^(png|raw)$", description="`raw` for JSON.")] = "png",
 ):
-    qr = service.get_qr(services(), principal_of(router), account_id)
-    if format == "raw":
+    return qr_response(service.get_qr(services(), principal_of(router), account_id), format)
+
+
+def qr_response(qr: QrCode, fmt: str) -> Response[Any]:
+    """The QR as JSON (`raw`) or PNG; never cached, it rotates."""
+    if fmt == "raw":
         return _json(200, qr, {"Cache-Control": "no-store"})
-    png = service.render_qr_png(qr.value)
-    return Response(status_code=200, content_type="image/png", body=png,
+    return Response(status_code=200, content_type="image/png", body=service.render_qr_png(qr.value),
                     headers={"Cache-Control": "no-store"}, compress=False)
 
 

@@ -19,8 +19,8 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Pat
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from functions.api.context import Resolver, correlation_id_of, principal_of
-from functions.api.routes.accounts import ERRORS, Cursor, Limit
-from functions.api.routes.messages import MessageId
+from functions.api.routes.accounts import ERRORS, Cursor, Limit, qr_response
+from functions.api.routes.messages import MessageId, accepted_headers
 from functions.models.accounts import (
     ACCOUNT_ID_PATTERN,
     Account,
@@ -228,11 +228,7 @@ def get_session_qr(  # type: ignore[no-untyped-def]  # unannotated: powertools w
     session_id: SessionId,
     format: Annotated[str, Query(pattern="^(png|raw)$", description="`raw` for JSON.")] = "png",
 ):
-    qr = accounts.get_qr(services(), principal_of(router), session_id)
-    if format == "raw":
-        return _json(200, qr, {"Cache-Control": "no-store"})
-    return Response(status_code=200, content_type="image/png", body=accounts.render_qr_png(qr.value),
-                    headers={"Cache-Control": "no-store"}, compress=False)
+    return qr_response(accounts.get_qr(services(), principal_of(router), session_id), format)
 
 
 @router.post("/sessions/<session_id>/pairing-code", summary="Link by pairing code (legacy)",
@@ -263,14 +259,8 @@ def send_session_message(
 ) -> Response[SessionMessageAccepted]:
     accepted = message_service.enqueue(services(), principal_of(router), session_id, message,
                                        idempotency_key=idempotency_key, correlation_id=correlation_id_of(router))
-    headers = {"Location": f"/sessions/{session_id}/messages/{accepted.message.message_id}"}
-    if accepted.replayed:
-        headers["Idempotent-Replayed"] = "true"
-    else:
-        metrics.add_metric(name="MessagesAccepted", unit="Count", value=1)
-    logger.info("message accepted", extra={"account_id": session_id, "message_id": accepted.message.message_id,
-                                           "replayed": accepted.replayed})
-    return _json(202, to_legacy(accepted.message, SessionMessageAccepted), headers)
+    return _json(202, to_legacy(accepted.message, SessionMessageAccepted),
+                 accepted_headers(accepted, f"/sessions/{session_id}"))
 
 
 @router.get("/sessions/<session_id>/messages", summary="List messages, newest first (legacy)",

@@ -15,6 +15,7 @@ from functions.models.envelope import OutboundMessage
 from functions.models.messages import Direction, Message, MessageAccepted
 from functions.service import messages as service
 from functions.service.context import services
+from functions.service.messages import Accepted
 from functions.shared.observability import logger, metrics
 
 router = APIGatewayRouter()  # type: ignore[no-untyped-call]
@@ -34,15 +35,21 @@ def send_message(
 ) -> Response[MessageAccepted]:
     accepted = service.enqueue(services(), principal_of(router), account_id, message,
                                idempotency_key=idempotency_key, correlation_id=correlation_id_of(router))
-    headers = {"Location": f"/accounts/{account_id}/messages/{accepted.message.message_id}"}
+    return Response(status_code=202, content_type=content_types.APPLICATION_JSON, body=accepted.message,
+                    headers=accepted_headers(accepted, f"/accounts/{account_id}"))
+
+
+def accepted_headers(accepted: Accepted, base: str) -> dict[str, str]:
+    """Count and log an accepted send; its Location (under `base`) and replay headers."""
+    message = accepted.message
+    headers = {"Location": f"{base}/messages/{message.message_id}"}
     if accepted.replayed:
         headers["Idempotent-Replayed"] = "true"
     else:
         metrics.add_metric(name="MessagesAccepted", unit="Count", value=1)
-    logger.info("message accepted", extra={"account_id": account_id, "message_id": accepted.message.message_id,
+    logger.info("message accepted", extra={"account_id": message.account_id, "message_id": message.message_id,
                                            "replayed": accepted.replayed})
-    return Response(status_code=202, content_type=content_types.APPLICATION_JSON,
-                    body=accepted.message, headers=headers)
+    return headers
 
 
 @router.get("/accounts/<account_id>/messages", summary="List messages, newest first", tags=["messages"],
