@@ -52,8 +52,8 @@ test-e2e: install
 	$(BIN)/python -m pytest -q -m e2e
 
 lint: $(VENV)/.installed $(SAM_VENV)/.installed
-	$(BIN)/ruff check functions browser_host infra tests bench
-	$(BIN)/mypy functions browser_host
+	$(BIN)/ruff check core functions browser_host infra tests bench
+	$(BIN)/mypy core functions browser_host
 	$(SAM_VENV)/bin/sam validate --lint
 
 bench: install ## benchmarks: prints numbers and writes docs/benchmarks.md
@@ -69,5 +69,5 @@ build-ApiFunction build-LegacyApiFunction build-AuthorizerFunction build-Ingress
 	$(PYTHON) -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml','rb'))['project']['dependencies']))" > "$(ARTIFACTS_DIR)/requirements.txt"
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-compile $(LAMBDA_PIP) --target "$(ARTIFACTS_DIR)" -r "$(ARTIFACTS_DIR)/requirements.txt"
 	rm "$(ARTIFACTS_DIR)/requirements.txt"
-	cp -r functions "$(ARTIFACTS_DIR)/"
-	find "$(ARTIFACTS_DIR)/functions" -name __pycache__ -prune -exec rm -rf {} +
+	cp -r core functions "$(ARTIFACTS_DIR)/"
+	find "$(ARTIFACTS_DIR)/core" "$(ARTIFACTS_DIR)/functions" -name __pycache__ -prune -exec rm -rf {} +

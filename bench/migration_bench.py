@@ -29,8 +29,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from functions.dal.tables import AccountItem, bind
-from functions.shared.config import Settings
+from core.config import Settings
+from core.store.tables import AccountItem, bind
 from infra.migration.runner import Mode, Options, dynamodb_client, run
 from tests.migration.fake_dynamodb import FakeDynamoDB
 from tests.migration.legacy_data import legacy_rows, load_dynamodb, write_jsonl

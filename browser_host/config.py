@@ -8,7 +8,7 @@ import socket
 from pydantic import BaseModel, Field
 
 from browser_host.chromium import chromium_path
-from functions.shared.config import Settings
+from core.config import Settings
 
 
 class HostConfig(BaseModel):
@@ -29,11 +29,16 @@ class HostConfig(BaseModel):
     max_recoveries: int = Field(default=5, ge=1)
     recovery_backoff: float = Field(default=1.0, gt=0)
     recovery_backoff_max: float = Field(default=60.0, gt=0)
-    outbound_wait_seconds: int = Field(default=10, ge=0, le=20)
-    outbound_max_attempts: int = Field(default=15, ge=1)
-    # How long a received message stays invisible: after a host crash, its in-flight messages (and, FIFO,
-    # the rest of their account's queue) come back after this long. Sends take seconds, so keep it short.
-    outbound_visibility_timeout: int = Field(default=30, ge=5, le=43200)
+    # Long poll of the host's inbox and of the control queue (nudges; AWS allows up to 20 s).
+    inbox_wait_seconds: int = Field(default=10, ge=0, le=20)
+    # Hand-overs of one message to WhatsApp Web before it fails send_failed (waiting for an ack is free).
+    outbound_max_attempts: int = Field(default=5, ge=1)
+    # Each account's outbox is re-read this often even without a nudge (a lost nudge costs at most this).
+    sweep_interval: float = Field(default=15.0, gt=0)
+    # Account leases: a dead host's accounts are taken over after this long; renewed every third of it.
+    lease_ttl: float = Field(default=30.0, ge=3)
+    # Rebalance when another host joins: hand accounts over until each host holds about its share.
+    rebalance: bool = True
     not_connected_timeout: float = Field(default=120.0, gt=0)
     send_timeout: float = Field(default=30.0, gt=0)
     snapshot_interval: float = Field(default=300.0, gt=0)
@@ -52,9 +57,9 @@ class HostConfig(BaseModel):
             "reconcile_interval": "HOST_RECONCILE_INTERVAL", "heartbeat_interval": "HOST_HEARTBEAT_INTERVAL",
             "heartbeat_timeout": "HOST_HEARTBEAT_TIMEOUT", "page_ready_timeout": "HOST_PAGE_READY_TIMEOUT",
             "max_recoveries": "HOST_MAX_RECOVERIES", "recovery_backoff": "HOST_RECOVERY_BACKOFF",
-            "recovery_backoff_max": "HOST_RECOVERY_BACKOFF_MAX", "outbound_wait_seconds": "HOST_OUTBOUND_WAIT_SECONDS",
-            "outbound_max_attempts": "HOST_OUTBOUND_MAX_ATTEMPTS",
-            "outbound_visibility_timeout": "HOST_OUTBOUND_VISIBILITY_TIMEOUT",
+            "recovery_backoff_max": "HOST_RECOVERY_BACKOFF_MAX", "inbox_wait_seconds": "HOST_INBOX_WAIT_SECONDS",
+            "outbound_max_attempts": "HOST_OUTBOUND_MAX_ATTEMPTS", "sweep_interval": "HOST_SWEEP_INTERVAL",
+            "lease_ttl": "HOST_LEASE_TTL", "rebalance": "HOST_REBALANCE",
             "not_connected_timeout": "HOST_NOT_CONNECTED_TIMEOUT", "send_timeout": "HOST_SEND_TIMEOUT",
             "snapshot_interval": "HOST_SNAPSHOT_INTERVAL", "health_host": "HOST_HEALTH_HOST",
             "health_port": "HOST_HEALTH_PORT",

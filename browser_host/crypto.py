@@ -23,7 +23,7 @@ from botocore.exceptions import ClientError
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from functions.models.accounts import ACCOUNT_ID_PATTERN
+from core.models.accounts import ACCOUNT_ID_PATTERN
 
 log = logging.getLogger(__name__)
 

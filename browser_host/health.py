@@ -1,18 +1,24 @@
-"""`GET /health` (per-status counts) and `GET /metrics` (Prometheus text) on a loopback port."""
+"""`GET /health` (host id, pid, the accounts it drives) and `GET /metrics` (Prometheus text) on a loopback port."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 
-if TYPE_CHECKING:
-    from browser_host.host import BrowserHost
+HealthReader = Callable[[], tuple[bool, dict[str, Any]]]
+MetricsReader = Callable[[], tuple[dict[str, int], dict[str, float]]]
 
 
 class HealthServer:
-    def __init__(self, host: BrowserHost) -> None:
-        self.host = host
+    """Serves what its two readers return; it knows nothing else about the host."""
+
+    def __init__(self, host: str, port: int, health: HealthReader, metrics: MetricsReader) -> None:
+        self.bind_host = host
+        self.bind_port = port
+        self.read_health = health
+        self.read_metrics = metrics
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 
@@ -22,34 +28,32 @@ class HealthServer:
         app.router.add_get("/metrics", self.metrics)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host.config.health_host, self.host.config.health_port)
+        site = web.TCPSite(self._runner, self.bind_host, self.bind_port)
         await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        self.port = sockets[0].getsockname()[1] if sockets else self.host.config.health_port
+        sockets = [s for server in [getattr(site, "_server", None)] if server for s in server.sockets or []]
+        self.port = sockets[0].getsockname()[1] if sockets else self.bind_port
 
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
 
     async def health(self, _: web.Request) -> web.Response:
-        browser = self.host.browser
-        healthy = browser is not None and browser.is_connected()
-        body = {"status": "ok" if healthy else "degraded", "host_id": self.host.config.host_id,
-                "accounts": self.host.status_counts(), "capacity": self.host.config.max_accounts}
+        healthy, body = self.read_health()
         return web.json_response(body, status=200 if healthy else 503)
 
     async def metrics(self, _: web.Request) -> web.Response:
+        counts, values = self.read_metrics()
         lines = ["# HELP wagate_accounts Accounts on this host by connection status.",
                  "# TYPE wagate_accounts gauge"]
-        counts = self.host.status_counts()
         for status in ("STARTING", "SCAN_QR_CODE", "WORKING", "FAILED", "STOPPED"):
             lines.append(f'wagate_accounts{{status="{status}"}} {counts.get(status, 0)}')
         for name, kind, help_text in (
             ("messages_sent", "counter", "Messages handed to WhatsApp."),
             ("messages_failed", "counter", "Messages that ended failed on this host."),
-            ("queue_lag_seconds", "gauge", "Enqueue-to-send delay of the last message sent."),
+            ("queue_lag_seconds", "gauge", "Accept-to-send delay of the last message sent."),
+            ("leases_taken", "counter", "Account leases this host took."),
+            ("leases_lost", "counter", "Account leases this host lost to another host."),
         ):
             lines += [f"# HELP wagate_{name} {help_text}", f"# TYPE wagate_{name} {kind}",
-                      f"wagate_{name} {self.host.metrics.get(name, 0)}"]
+                      f"wagate_{name} {values.get(name, 0)}"]
         return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")

@@ -1,10 +1,11 @@
-"""The browser host: one Chromium, one context per account, reconciled from DynamoDB."""
+"""The browser host: one Chromium, one context per account it holds a lease on, reconciled from DynamoDB."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -15,19 +16,21 @@ from typing import Any
 from playwright.async_api import Browser, Playwright, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
-from browser_host.account import AccountRunner, HostServices, _iso_in
 from browser_host.chromium import launch_args
 from browser_host.config import HostConfig
 from browser_host.health import HealthServer
-from browser_host.outbound import OutboundConsumer
+from browser_host.runner import AccountRunner, HostParts, iso_in
 from browser_host.state import Backoff
-from browser_host.store import HostStore
-from functions.dal.tables import AccountItem
-from functions.models.accounts import AccountAction, ConnectionStatus, DesiredState
-from functions.service.accounts import PAIRING_TTL_SECONDS, plain
-from functions.shared.aws import client
+from browser_host.store import HostStore, s3_and_kms
+from core.errors import LeaseLost
+from core.models.accounts import AccountAction
+from core.models.accounts import ConnectionStatus as S
+from core.store.accounts import DELETED, LOGOUT, RUNNING, STOPPED, plain
+from core.store.leases import HostInfo, now_ms
+from core.store.tables import AccountItem
 
 log = logging.getLogger("browser_host")
+PAIRING_TTL_SECONDS = 180
 
 
 def _snapshot_parts(config: HostConfig) -> tuple[Any, Any]:
@@ -35,35 +38,36 @@ def _snapshot_parts(config: HostConfig) -> tuple[Any, Any]:
     settings = config.settings
     if not settings.media_bucket or not settings.snapshot_key_id:
         return None, None
-    try:
-        from browser_host import snapshot
-    except ImportError:
-        log.warning("browser_host.snapshot is unavailable: accounts will need a new QR after a restart")
-        return None, None
-    store = snapshot.SnapshotStore(client("s3"), client("kms"), settings.media_bucket, settings.snapshot_key_id)
-    return store, snapshot
+    from browser_host import snapshot
+    from browser_host.crypto import SnapshotStore
+
+    s3, kms = s3_and_kms()
+    return SnapshotStore(s3, kms, settings.media_bucket, settings.snapshot_key_id), snapshot
 
 
 class BrowserHost:
-    """Owns the browser, the account runners, the outbound consumers and the health endpoint."""
+    """Claims accounts (leases), runs a page per account, answers nudges, hands accounts over on exit."""
 
     def __init__(self, config: HostConfig) -> None:
         self.config = config
         snapshots, snapshot_api = _snapshot_parts(config)
-        self.services = HostServices(config, HostStore(config.settings), snapshots, snapshot_api)
+        self.store = HostStore(config.settings, config.host_id, snapshots)
+        self.parts = HostParts(config, self.store, snapshot_api, self._forget_runner)
+        self.metrics = self.parts.metrics
         self.runners: dict[str, AccountRunner] = {}
-        self.metrics: dict[str, float] = {}
+        self._starting: set[str] = set()
         self.browser: Browser | None = None
         self._playwright: Playwright | None = None
         self._opening = asyncio.Semaphore(config.open_concurrency)
         # Chromium's temp folders go here, so a killed browser's leftovers can be removed safely.
         self._tmp = Path(tempfile.mkdtemp(prefix="wagate-host-"))
         self._stop = asyncio.Event()
-        self._consumers = [OutboundConsumer(self.services, self.runners.get, self.metrics)]
-        self._health = HealthServer(self)
+        self._poke = asyncio.Event()
+        self._health = HealthServer(config.health_host, config.health_port, self.health, self.prometheus)
         self._browser_restarts = 0
+        self._live_hosts = 1
 
-    # --- browser ----------------------------------------------------------------------------------------
+    # --- browser --------------------------------------------------------------------------------------------
 
     async def _launch(self) -> Browser:
         assert self._playwright is not None
@@ -77,90 +81,164 @@ class BrowserHost:
     def _on_browser_gone(self) -> None:
         if self._stop.is_set():
             return
-        log.error("the browser disconnected; relaunching and restoring every account")
+        log.error("the browser disconnected; relaunching and reopening every account")
         asyncio.get_running_loop().create_task(self._relaunch())
 
     async def _relaunch(self) -> None:
-        runners = list(self.runners.values())
-        for runner in runners:
+        # Pages are gone but the leases are still ours: hand them back, then reopen what we can hold.
+        for runner in list(self.runners.values()):
             self.runners.pop(runner.account_id, None)
             with contextlib.suppress(Exception):
-                await runner.stop(save=False, final_status=None)
+                await runner.stop(reason="browser restarted", save=False, final_status=S.STARTING)
         _clean(self._tmp)
-        delay = Backoff(1.0, 30.0).delay(self._browser_restarts)
+        await asyncio.sleep(Backoff(1.0, 30.0).delay(self._browser_restarts))
         self._browser_restarts += 1
-        await asyncio.sleep(delay)
-        await self._launch()  # the reconcile loop reopens the accounts from their snapshots
+        await self._launch()
+        self._poke.set()
 
-    # --- reconcile --------------------------------------------------------------------------------------
+    # --- reconcile ------------------------------------------------------------------------------------------
 
-    def runner(self, account_id: str) -> AccountRunner | None:
-        return self.runners.get(account_id)
+    def _forget_runner(self, account_id: str) -> None:
+        self.runners.pop(account_id, None)
 
     async def reconcile(self) -> None:
-        """Make the pages on this host match the desired state in DynamoDB."""
-        store = self.services.store
-        wanted = {a.account_id: a for a in await self.services.run(store.running_accounts)}
+        """Drive the accounts this host holds; claim free ones up to its share; clean up after dead hosts."""
+        store, ttl = self.store, self.config.lease_ttl
+        await store.register(os.getpid(), self.config.max_accounts, len(self.runners), ttl)
+        hosts = await store.hosts()
+        now = now_ms()
+        live = {h.host_id for h in hosts if h.alive(now)} | {self.config.host_id}
+        self._live_hosts = len(live)
+        accounts = {a.account_id: a for a in await store.accounts_needing_a_host()}
         for account_id, runner in list(self.runners.items()):
-            account = wanted.get(account_id) or await self.services.run(store.get_account, account_id)
-            if account is None or account.desired_state != DesiredState.RUNNING.value:
-                await self._stop_runner(account_id, account)
-            elif account.pending_action and account.action_requested_at != runner.handled_action_at:
-                await self._act(runner, account)
-            elif runner.failed and account.connection_status != ConnectionStatus.FAILED.value:
-                # Gave up earlier; a new `start` (the API moved it out of FAILED) means try again.
-                self.runners.pop(account_id, None)
-                await runner.stop(reason="start requested", final_status=None)
-                await self._start_runner(account, "start requested")
-            else:
-                await self._pairing(runner, account)
-        to_start: list[AccountItem] = []
-        for account_id, account in wanted.items():
-            if account_id in self.runners:
-                continue
-            if len(self.runners) + len(to_start) >= self.config.max_accounts:
-                log.warning("at capacity (%d accounts); %s waits", self.config.max_accounts, account_id)
-                break
-            if account.connection_status == ConnectionStatus.FAILED.value and account.pending_action is None \
-                    and account.host_id == self.config.host_id:
-                continue  # gave up here; a new start/restart request clears it
-            to_start.append(account)
-        # Opened in parallel, HOST_OPEN_CONCURRENCY at a time (the semaphore in _start_runner).
-        await asyncio.gather(*(self._start_runner(account) for account in to_start))
+            account = accounts.get(account_id) or await store.read_account(account_id)
+            try:
+                await self._drive(runner, account)
+            except LeaseLost:
+                runner.abandon("a write was refused")
+        if self._stop.is_set():
+            return
+        share = min(self.config.max_accounts, math.ceil(len(accounts) / max(1, len(live))))
+        room = share - len(self.runners) - len(self._starting)
+        free = [a for a in accounts.values() if a.account_id not in self.runners
+                and a.account_id not in self._starting and (not a.host_id or a.host_id not in live)]
+        # Deletions and logouts first: they are what a user waits for.
+        free.sort(key=lambda a: a.desired_state == RUNNING)
+        claims = free[:max(0, room)]
+        if claims:
+            await asyncio.gather(*(self._claim(a) for a in claims))
+        elif self.config.rebalance and len(self.runners) > share + 1:
+            await self._hand_over(len(self.runners) - share)
+        for host in hosts:
+            if not host.alive(now - int(3 * ttl * 1000)) and host.host_id != self.config.host_id:
+                await self._forget_host(host)
 
-    async def _start_runner(self, account: AccountItem, reason: str = "starting the browser page") -> None:
+    async def _forget_host(self, host: HostInfo) -> None:
+        with contextlib.suppress(Exception):
+            await self.store.forget_host(host)
+            log.info("removed dead host %s and its inbox", host.host_id)
+
+    async def _claim(self, account: AccountItem, reason: str = "a host took the account") -> None:
         if self.browser is None or not self.browser.is_connected():
             return
-        async with self._opening:
-            runner = AccountRunner(self.services, account, self.browser)
-            self.runners[account.account_id] = runner
+        account_id = account.account_id
+        self._starting.add(account_id)
+        try:
+            async with self._opening:
+                lease = await self.store.claim(account_id, self.config.lease_ttl)
+                if lease is None:
+                    return  # another host got there first
+                fresh = await self.store.attach(lease)
+                if fresh is None:
+                    await self.store.release(lease)
+                    return
+                log.info("account %s: lease %d taken", account_id, lease.token)
+                self.metrics["leases_taken"] = self.metrics.get("leases_taken", 0) + 1
+                runner = AccountRunner(self.parts, lease, fresh, self.browser)
+                self.runners[account_id] = runner
+                try:
+                    await runner.start(reason)
+                except Exception as exc:
+                    log.exception("account %s failed to start", account_id)
+                    await runner.recover(f"start failed: {str(exc).splitlines()[0][:200]}")
+        finally:
+            self._starting.discard(account_id)
+        if account_id in self.runners:
             try:
-                await runner.start(reason)
-            except Exception as exc:
-                log.exception("account %s failed to start", account.account_id)
-                await runner.recover(f"start failed: {str(exc).splitlines()[0][:200]}")
-        if account.pending_action:
-            await self.services.run(self.services.store.clear_pending_action, account.account_id,
-                                    account.action_requested_at)
+                await self._drive(self.runners[account_id], fresh, just_started=True)
+            except LeaseLost:
+                self.runners[account_id].abandon("a write was refused")
 
-    async def _stop_runner(self, account_id: str, account: AccountItem | None) -> None:
-        runner = self.runners.pop(account_id)
-        if account is not None and account.pending_action == AccountAction.LOGOUT.value:
+    async def _drive(self, runner: AccountRunner, account: AccountItem | None, just_started: bool = False) -> None:
+        """Make one held account match what is asked of it."""
+        if runner.lost:
+            return
+        if account is None:  # removed for good by someone else: nothing to write about
+            self.runners.pop(runner.account_id, None)
+            await runner.stop(reason="account removed", save=False, final_status=None)
+            return
+        desired = account.desired_state
+        if account.deleted_at or desired == DELETED:
+            await self._delete(runner, account)
+        elif desired == LOGOUT:
+            await self._logout_stopped(runner, account)
+        elif desired == STOPPED:
+            self.runners.pop(runner.account_id, None)
+            # A runner that gave up keeps its FAILED status (and reason) visible instead of turning STOPPED.
+            await runner.stop(reason="stop requested", final_status=None if runner.failed else S.STOPPED)
+        elif account.pending_action and (just_started or account.action_requested_at != runner.handled_action_at):
+            await self._act(runner, account, just_started)
+        elif runner.failed and account.connection_status != S.FAILED.value:
+            # Gave up earlier; a new `start` (the API moved it out of FAILED) means try again.
+            await self._restart(runner, "start requested")
+        else:
+            await self._pairing(runner, account)
+
+    async def _act(self, runner: AccountRunner, account: AccountItem, just_started: bool) -> None:
+        runner.handled_action_at = account.action_requested_at
+        if account.pending_action == AccountAction.LOGOUT.value:
             await runner.logout()
-            await self.services.run(self.services.store.clear_pending_action, account_id,
-                                    account.action_requested_at)
-        # A runner that gave up keeps its FAILED status (and reason) visible instead of turning STOPPED.
-        await runner.stop(reason="stop requested" if account else "account deleted",
-                          final_status=ConnectionStatus.STOPPED if account and not runner.failed else None)
-        if account is None and self.services.snapshots:
-            await self.services.run(self.services.snapshots.delete, account_id)
+        elif account.pending_action == AccountAction.RESTART.value and not just_started:
+            await self.store.clear_pending_action(runner.lease, account.action_requested_at)
+            await self._restart(runner, "restart requested")
+            return
+        await self.store.clear_pending_action(runner.lease, account.action_requested_at)
+
+    async def _restart(self, runner: AccountRunner, reason: str) -> None:
+        """Close and reopen the page under the same lease (no QR: the context keeps its storage)."""
+        self.runners.pop(runner.account_id, None)
+        await runner.stop(reason=reason, final_status=None)
+        fresh = await self.store.read_account(runner.account_id)
+        if fresh is not None and fresh.desired_state == RUNNING:
+            await self._claim(fresh, reason)
+
+    async def _logout_stopped(self, runner: AccountRunner, account: AccountItem) -> None:
+        """A logout asked while no host held the account: log the device out, then leave it stopped."""
+        await runner.logout()
+        await self.store.clear_pending_action(runner.lease, account.action_requested_at,
+                                              then=[AccountItem.desired_state.set(STOPPED)])
+        self.runners.pop(runner.account_id, None)
+        await runner.stop(reason="logged out", save=False, final_status=S.STOPPED)
+
+    async def _delete(self, runner: AccountRunner, account: AccountItem) -> None:
+        """Finish a deletion: nothing more goes out, the device is logged out, then the item is removed."""
+        runner.deleted_pending = True
+        await runner.outbox.stop(self.config.send_timeout + 5)
+        await runner.outbox.fail_all("account_deleted", "the account was deleted before sending")
+        await runner.logout("account deleted")
+        lease = runner.lease
+        self.runners.pop(runner.account_id, None)
+        await runner.stop(reason="account deleted", save=False, final_status=None)
+        with contextlib.suppress(LeaseLost):
+            await self.store.purge(lease)
+        log.info("account %s deleted: device logged out, item removed", account.account_id)
 
     async def _pairing(self, runner: AccountRunner, account: AccountItem) -> None:
         """Answer a pairing-code request once the page shows the login screen."""
         pairing = plain(account.pairing) if account.pairing is not None else None
         if not pairing or pairing.get("code") or pairing.get("requested_at") == runner.handled_pairing_at:
             return
-        if runner.status is not ConnectionStatus.SCAN_QR_CODE:
+        if runner.status is not S.SCAN_QR_CODE:
             return  # still starting: the next reconcile asks
         runner.handled_pairing_at = pairing.get("requested_at")
         try:
@@ -168,40 +246,44 @@ class BrowserHost:
         except Exception as exc:  # noqa: BLE001 - any page error: report and let the next request retry
             log.warning("account %s: pairing code failed: %s", account.account_id, str(exc).splitlines()[0][:200])
             return
-        requested_at = pairing.get("requested_at")
-        expires_at = _iso_in(PAIRING_TTL_SECONDS)
+        await self.store.set_pairing_code(runner.lease, pairing.get("requested_at"), code,
+                                          iso_in(PAIRING_TTL_SECONDS))
 
-        def build(item: AccountItem) -> list[Any] | None:
-            current = plain(item.pairing) if item.pairing is not None else {}
-            if current.get("requested_at") != requested_at:
-                return None  # superseded by a newer request
-            return [AccountItem.pairing.set({**current, "code": code, "expires_at": expires_at})]
+    async def _hand_over(self, count: int) -> None:
+        """Another host joined: give it accounts (snapshot, release) a few at a time."""
+        for runner in list(self.runners.values())[-min(count, self.config.open_concurrency):]:
+            log.info("account %s: handed over to balance the fleet", runner.account_id)
+            self.runners.pop(runner.account_id, None)
+            await runner.stop(reason="handed over to another host", final_status=S.STARTING, hand_over=True)
 
-        await self.services.run(self.services.store.update_account, account.account_id, build)
+    # --- nudges ---------------------------------------------------------------------------------------------
 
-    async def _act(self, runner: AccountRunner, account: AccountItem) -> None:
-        runner.handled_action_at = account.action_requested_at
-        if account.pending_action == AccountAction.LOGOUT.value:
-            await runner.logout()
-        elif account.pending_action == AccountAction.RESTART.value:
-            self.runners.pop(account.account_id, None)
-            await runner.stop(reason="restart requested", final_status=None)
-            fresh = await self.services.run(self.services.store.get_account, account.account_id)
-            if fresh is not None:
-                await self._start_runner(fresh, "restart requested")
-                return
-        await self.services.run(self.services.store.clear_pending_action, account.account_id,
-                                account.action_requested_at)
+    async def _listen(self, control: bool) -> None:
+        """Nudges: a message for an account we hold wakes its outbox; anything else reconciles now."""
+        while not self._stop.is_set():
+            try:
+                nudges = await self.store.receive_nudges(self.config.inbox_wait_seconds, control=control)
+            except Exception as exc:  # noqa: BLE001 - queue unreachable: the reconcile loop still runs
+                log.warning("receiving nudges failed: %s", type(exc).__name__)
+                await asyncio.sleep(2)
+                continue
+            for nudge in nudges:
+                runner = self.runners.get(nudge["account_id"])
+                if runner is not None and nudge.get("reason") == "message":
+                    runner.outbox.wake()
+                else:
+                    self._poke.set()
 
-    # --- run --------------------------------------------------------------------------------------------
+    # --- run ------------------------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Serve until `shutdown()`; then stop in order: consumers, accounts, browser, Playwright."""
+        """Serve until `shutdown()`; then hand every account over and stop in order."""
         self._playwright = await async_playwright().start()
         await self._launch()
+        await self.store.open_inbox()
         await self._health.start()
-        consumers = [asyncio.create_task(c.run(), name="outbound") for c in self._consumers]
-        log.info("browser host %s ready", self.config.host_id)
+        listeners = [asyncio.create_task(self._listen(control), name=f"nudges-{control}") for control in (False, True)]
+        log.info("browser host %s ready (pid %d)", self.config.host_id, os.getpid())
         try:
             while not self._stop.is_set():
                 try:
@@ -209,29 +291,49 @@ class BrowserHost:
                 except Exception:
                     log.exception("reconcile failed")
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), self.config.reconcile_interval)
+                    await asyncio.wait_for(self._poke.wait(), self.config.reconcile_interval)
+                self._poke.clear()
         finally:
-            for consumer in self._consumers:
-                consumer.stop()
-            for task in consumers:
-                task.cancel()
-            await asyncio.gather(*consumers, return_exceptions=True)
-            await asyncio.gather(*(r.stop(reason="host shutting down", final_status=None)
-                                   for r in self.runners.values()), return_exceptions=True)
-            for account_id in list(self.runners):
-                # Another host (or this one restarted) takes over from the snapshot.
-                await self.services.run(self.services.store.set_status, account_id, ConnectionStatus.STARTING,
-                                        "host shut down; waiting for a host", None, "")
-            self.runners.clear()
-            if self.browser is not None:
-                with contextlib.suppress(PlaywrightError):
-                    await self.browser.close()
-            await self._health.stop()
+            await self._shutdown(listeners)
+
+    async def _shutdown(self, listeners: list[asyncio.Task[None]]) -> None:
+        for task in listeners:
+            task.cancel()
+        await asyncio.gather(*listeners, return_exceptions=True)
+        runners = list(self.runners.values())
+        self.runners.clear()
+        # In-flight sends finish, linked accounts are snapshotted, leases released: another host (or this one
+        # restarted) takes over at once, without a new QR.
+        await asyncio.gather(*(r.stop(reason="host shut down; waiting for another host", final_status=S.STARTING,
+                                      hand_over=True) for r in runners), return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await self.store.register(os.getpid(), self.config.max_accounts, 0, 0)
+            await self.store.close_inbox()
+        if self.browser is not None:
+            with contextlib.suppress(PlaywrightError):
+                await self.browser.close()
+        await self._health.stop()
+        if self._playwright is not None:
             await self._playwright.stop()
-            shutil.rmtree(self._tmp, ignore_errors=True)
+        shutil.rmtree(self._tmp, ignore_errors=True)
 
     def shutdown(self) -> None:
         self._stop.set()
+        self._poke.set()
+
+    # --- health ---------------------------------------------------------------------------------------------
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        browser = self.browser
+        healthy = browser is not None and browser.is_connected()
+        return healthy, {
+            "status": "ok" if healthy else "degraded", "host_id": self.config.host_id, "pid": os.getpid(),
+            "account_ids": sorted(self.runners), "accounts": self.status_counts(),
+            "capacity": self.config.max_accounts, "live_hosts": self._live_hosts,
+        }
+
+    def prometheus(self) -> tuple[dict[str, int], dict[str, float]]:
+        return self.status_counts(), dict(self.metrics)
 
     def status_counts(self) -> dict[str, int]:
         return dict(Counter(r.status.value for r in self.runners.values()))

@@ -6,8 +6,8 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from functions.models.accounts import ConnectionStatus as S
-from functions.models.messages import MessageStatus
+from core.models.accounts import ConnectionStatus as S
+from core.models.messages import MessageStatus
 
 ALLOWED: dict[S, frozenset[S]] = {
     S.STOPPED: frozenset({S.STARTING}),

@@ -1,167 +1,177 @@
-"""The host's reads and writes: accounts, messages and events (sync boto3/PynamoDB, called via to_thread)."""
+"""The host's async facade over the domain store: named verbs, each one blocking AWS call off the event loop."""
 
 from __future__ import annotations
 
-import hashlib
+import asyncio
 import json
-from collections.abc import Callable
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
-
-from functions.dal import tables
-from functions.dal.accounts import _is_conditional
-from functions.dal.messages import MessageRepository
-from functions.dal.tables import AccountItem, MessageItem
-from functions.models.accounts import ConnectionStatus
-from functions.models.common import utcnow
-from functions.models.events import Event, EventType
-from functions.models.messages import STATUS_RANK, Direction, MessageStatus
-from functions.service.accounts import status_actions
-from functions.shared.aws import client
-from functions.shared.config import Settings
-from functions.shared.ids import _b32, new_id
-
-
-def wa_message_id(message_id: str) -> str:
-    """The WhatsApp message id wagate asks the page to use: stable, so a retry can find the first try."""
-    return "3EB0" + hashlib.sha256(message_id.encode()).hexdigest()[:16].upper()
-
-
-def inbound_message_id(wa_serialized: str, timestamp: int) -> str:
-    """Time-ordered and deterministic, so a re-emitted inbound message is stored once."""
-    digest = int(hashlib.sha256(wa_serialized.encode()).hexdigest()[:20], 16)
-    return f"msg_{_b32(timestamp * 1000, 10)}{_b32(digest, 16)}"
+from core.aws import client
+from core.config import Settings
+from core.ids import inbound_message_id
+from core.models.accounts import ConnectionStatus
+from core.models.common import utcnow
+from core.models.events import EventType
+from core.models.messages import Direction, MessageStatus
+from core.store import tables
+from core.store.accounts import AccountRepository, plain
+from core.store.leases import HostInfo, Lease, LeaseRepository
+from core.store.messages import MessageRepository
+from core.store.queues import EventBus, HostInbox, Nudges, delete_queue
+from core.store.tables import AccountItem, MessageItem
 
 
 class HostStore:
-    """Accounts, messages and events as the browser host needs them."""
+    """Accounts, leases, messages, queues, events and snapshots as one browser host uses them."""
 
-    def __init__(self, settings: Settings, ttl_days: int | None = None) -> None:
+    def __init__(self, settings: Settings, host_id: str, snapshots: Any = None) -> None:
         tables.bind(settings)
         self.settings = settings
-        self.ttl_days = ttl_days or settings.message_ttl_days
-        self._messages = MessageRepository()
+        self.host_id = host_id
+        self.accounts = AccountRepository()
+        self.leases = LeaseRepository()
+        self.messages = MessageRepository()
+        self.events = EventBus(settings.events_queue_url)
+        self.nudges = Nudges(settings.control_queue_url)
+        self.inbox = HostInbox(settings.host_queue_prefix, host_id)
+        self.snapshots = snapshots  # browser_host.crypto.SnapshotStore, or None without a bucket and key
 
-    # --- accounts ---------------------------------------------------------------------------------------
+    # --- accounts -------------------------------------------------------------------------------------------
 
-    def running_accounts(self) -> list[AccountItem]:
-        return [a for a in AccountItem.desired_state_index.query("running") if not a.deleted_at]
+    async def accounts_needing_a_host(self) -> list[AccountItem]:
+        return await asyncio.to_thread(self.accounts.needing_a_host)
 
-    def get_account(self, account_id: str) -> AccountItem | None:
-        try:
-            item = AccountItem.get(account_id, consistent_read=True)
-        except DoesNotExist:
-            return None
-        return None if item.deleted_at else item
+    async def read_account(self, account_id: str) -> AccountItem | None:
+        return await asyncio.to_thread(self.accounts.read, account_id)
 
-    def update_account(self, account_id: str, build: Callable[[AccountItem], list[Any] | None]) -> AccountItem | None:
-        """Apply `build(item)`'s actions; re-read and retry when the API changed the item meanwhile."""
-        for _ in range(8):
-            item = self.get_account(account_id)
-            if item is None:
-                return None
-            actions = build(item)
-            if not actions:
-                return item
-            try:
-                item.update(actions=[*actions, AccountItem.updated_at.set(utcnow())],
-                            condition=AccountItem.deleted_at.does_not_exist())
-                return item
-            except UpdateError as exc:
-                if not _is_conditional(exc):
-                    raise
-        raise RuntimeError(f"account {account_id} kept changing; giving up this update")
+    async def attach(self, lease: Lease) -> AccountItem | None:
+        return await asyncio.to_thread(self.accounts.attach, lease.account_id, self.host_id, lease.token,
+                                       self.inbox.url)
 
-    def set_status(self, account_id: str, status: ConnectionStatus, reason: str | None,
-                   extra: list[Any] | None = None, host_id: str | None = None) -> AccountItem | None:
-        """Record a status transition (and bounded history) unless the account is already there."""
+    async def set_status(self, lease: Lease, status: ConnectionStatus, reason: str | None,
+                         extra: list[Any] | None = None) -> None:
+        await asyncio.to_thread(self.accounts.set_status, lease.account_id, lease.token, status, reason, extra)
+
+    async def update_account(self, lease: Lease, actions: list[Any]) -> None:
+        await asyncio.to_thread(self.accounts.host_write, lease.account_id, lease.token, lambda _: actions)
+
+    async def set_pairing_code(self, lease: Lease, requested_at: str | None, code: str, expires_at: str) -> None:
         def build(item: AccountItem) -> list[Any] | None:
-            actions = list(extra or [])
-            if item.connection_status != status.value:
-                actions += status_actions(item, status, reason)
-            if host_id is not None and item.host_id != host_id:
-                actions.append(AccountItem.host_id.set(host_id) if host_id else AccountItem.host_id.remove())
-            return actions
-        return self.update_account(account_id, build)
+            current = plain(item.pairing) if item.pairing is not None else {}
+            if current.get("requested_at") != requested_at:
+                return None  # superseded by a newer request
+            return [AccountItem.pairing.set({**current, "code": code, "expires_at": expires_at})]
+        await asyncio.to_thread(self.accounts.host_write, lease.account_id, lease.token, build)
 
-    def clear_pending_action(self, account_id: str, requested_at: str | None) -> None:
-        def build(item: AccountItem) -> list[Any] | None:
-            if item.action_requested_at != requested_at or not item.pending_action:
-                return None  # a newer request arrived: leave it for the next reconcile
-            return [AccountItem.pending_action.remove()]
-        self.update_account(account_id, build)
+    async def clear_pending_action(self, lease: Lease, requested_at: str | None,
+                                   then: list[Any] | None = None) -> None:
+        await asyncio.to_thread(self.accounts.clear_pending_action, lease.account_id, lease.token, requested_at,
+                                then)
 
-    # --- messages ---------------------------------------------------------------------------------------
+    async def detach(self, lease: Lease, status: ConnectionStatus | None, reason: str | None) -> None:
+        await asyncio.to_thread(self.accounts.detach, lease.account_id, lease.token, status, reason)
 
-    def get_message(self, account_id: str, message_id: str) -> MessageItem | None:
-        try:
-            return MessageItem.get(account_id, message_id, consistent_read=True)
-        except DoesNotExist:
-            return None
+    async def purge(self, lease: Lease) -> None:
+        await asyncio.to_thread(self.accounts.purge, lease.account_id, lease.token)
 
-    def transition(self, item: MessageItem, status: MessageStatus, allowed_from: set[MessageStatus],
-                   reason: str | None = None, extra: list[Any] | None = None) -> bool:
-        """Conditional status change (the API's own repository does it: one implementation)."""
-        return self._messages.transition(item, status, allowed_from=allowed_from, reason=reason, extra=extra)
+    # --- leases and hosts -----------------------------------------------------------------------------------
 
-    def fail(self, item: MessageItem, code: str, message: str) -> bool:
-        """Terminal failure with a machine-readable reason (only from a non-terminal status)."""
-        return self.transition(item, MessageStatus.FAILED, {MessageStatus.QUEUED, MessageStatus.SENDING}, code,
-                               [MessageItem.error_code.set(code), MessageItem.error_message.set(message[:2000])])
+    async def claim(self, account_id: str, ttl: float) -> Lease | None:
+        return await asyncio.to_thread(self.leases.claim, account_id, self.host_id, ttl)
 
-    def by_wa_id(self, wa_serialized: str) -> MessageItem | None:
-        for item in MessageItem.wa_message_index.query(wa_serialized, limit=1):
-            return self.get_message(item.account_id, item.message_id)
-        return None
+    async def renew(self, lease: Lease, ttl: float, pending_from: str | None = None) -> Lease | None:
+        return await asyncio.to_thread(self.leases.renew, lease, ttl, pending_from)
 
-    def apply_ack(self, wa_serialized: str, status: MessageStatus) -> MessageItem | None:
-        """Move an outbound message forward to `status`; acks never move it back."""
-        item = self.by_wa_id(wa_serialized)
-        if item is None or item.direction != Direction.OUTBOUND.value:
-            return None
-        if status is MessageStatus.FAILED:
-            return item if self.fail(item, "send_failed", "WhatsApp reported the message as failed") else None
-        earlier = {s for s, rank in STATUS_RANK.items() if rank < STATUS_RANK[status]}
-        return item if self.transition(item, status, earlier, f"ack {status.value}") else None
+    async def release(self, lease: Lease) -> bool:
+        return await asyncio.to_thread(self.leases.release, lease)
 
-    def record_inbound(self, account_id: str, tenant_id: str, phone_number: str | None,
-                       msg: dict[str, Any]) -> MessageItem | None:
-        """Store an inbound message once; None when it was already stored."""
+    async def register(self, pid: int, capacity: int, accounts: int, ttl: float) -> None:
+        await asyncio.to_thread(self.leases.register_host, self.host_id, self.inbox.url, pid, capacity, accounts,
+                                ttl)
+
+    async def hosts(self) -> list[HostInfo]:
+        return await asyncio.to_thread(self.leases.hosts)
+
+    async def forget_host(self, host: HostInfo) -> None:
+        """Remove a dead host's registration and its inbox (only nudges were in it)."""
+        if await asyncio.to_thread(self.leases.forget_host, host) and host.inbox_url:
+            await asyncio.to_thread(delete_queue, host.inbox_url)
+
+    # --- queues ---------------------------------------------------------------------------------------------
+
+    async def open_inbox(self) -> str:
+        return await asyncio.to_thread(self.inbox.create)
+
+    async def close_inbox(self) -> None:
+        await asyncio.to_thread(self.inbox.delete)
+
+    async def receive_nudges(self, wait_seconds: int, control: bool = False) -> list[dict[str, Any]]:
+        url = self.settings.control_queue_url if control else None
+        return await asyncio.to_thread(self.inbox.receive, wait_seconds, url)
+
+    async def nudge_fleet(self, account_id: str, reason: str) -> None:
+        """Tell any free host about an account (after letting it go)."""
+        await asyncio.to_thread(self.nudges.send, account_id, reason, None)
+
+    async def publish(self, kind: EventType, account_id: str, tenant_id: str, payload: dict[str, Any]) -> None:
+        await asyncio.to_thread(self.events.publish, kind, account_id, tenant_id, payload)
+
+    # --- messages -------------------------------------------------------------------------------------------
+
+    async def pending(self, account_id: str, since_id: str) -> list[MessageItem]:
+        return await asyncio.to_thread(self.messages.pending, account_id, since_id)
+
+    async def find_message(self, account_id: str, message_id: str) -> MessageItem | None:
+        return await asyncio.to_thread(self.messages.find, account_id, message_id)
+
+    async def mark_sending(self, item: MessageItem, serialized: str, lease: Lease) -> bool:
+        return await asyncio.to_thread(self.messages.mark_sending, item, serialized, lease.token)
+
+    async def count_attempt(self, item: MessageItem, lease: Lease) -> bool:
+        return await asyncio.to_thread(self.messages.count_attempt, item, lease.token)
+
+    async def set_wa_id(self, item: MessageItem, serialized: str, lease: Lease) -> bool:
+        return await asyncio.to_thread(self.messages.set_wa_id, item, serialized, lease.token)
+
+    async def advance(self, item: MessageItem, status: MessageStatus, lease: Lease | None,
+                      reason: str | None = None) -> bool:
+        return await asyncio.to_thread(self.messages.advance, item, status, lease.token if lease else None, reason)
+
+    async def fail(self, item: MessageItem, code: str, text: str, lease: Lease | None) -> bool:
+        return await asyncio.to_thread(self.messages.fail, item, code, text, lease.token if lease else None)
+
+    async def by_wa_id(self, serialized: str) -> MessageItem | None:
+        return await asyncio.to_thread(self.messages.by_wa_id, serialized)
+
+    async def record_inbound(self, lease: Lease, tenant_id: str, phone_number: str | None,
+                             msg: dict[str, Any]) -> MessageItem | None:
+        """Store an inbound message once (fenced by the lease); None when it was stored before."""
         wa_id = str(msg["id"])
         now = utcnow()
         content = {"type": msg["type"], msg["type"]: msg["content"], "wa_message_id": wa_id}
         item = MessageItem(
-            account_id, inbound_message_id(wa_id, int(msg.get("t") or 0)), tenant_id=tenant_id,
+            lease.account_id, inbound_message_id(wa_id, int(msg.get("t") or 0)), tenant_id=tenant_id,
             direction=Direction.INBOUND.value, status=MessageStatus.RECEIVED.value, type=msg["type"],
             to=phone_number, from_number=msg.get("from"), content=json.dumps(content, separators=(",", ":")),
-            wa_message_id=wa_id,
-            status_history=[{"status": MessageStatus.RECEIVED.value, "at": now, "reason": None}],
-            created_at=now, updated_at=now, expires_at=_expiry(self.ttl_days),
+            wa_message_id=wa_id, status_history=[{"status": MessageStatus.RECEIVED.value, "at": now, "reason": None}],
+            created_at=now, updated_at=now, expires_at=self.messages.expiry(self.settings.message_ttl_days),
         )
-        try:
-            item.save(condition=MessageItem.message_id.does_not_exist())
-        except PutError as exc:
-            if _is_conditional(exc):
-                return None
-            raise
-        return item
+        stored = await asyncio.to_thread(self.messages.record_inbound, item, lease.account_id, lease.token)
+        return item if stored else None
 
-    # --- events -----------------------------------------------------------------------------------------
+    # --- snapshots ------------------------------------------------------------------------------------------
 
-    def publish(self, kind: EventType, account_id: str, tenant_id: str, payload: dict[str, Any],
-                correlation_id: str | None = None) -> Event:
-        event = Event(event_id=new_id("evt"), type=kind, occurred_at=utcnow(), account_id=account_id,
-                      tenant_id=tenant_id, correlation_id=correlation_id, payload=payload)
-        client("sqs").send_message(
-            QueueUrl=self.settings.events_queue_url, MessageBody=event.model_dump_json(),
-            MessageAttributes={"type": {"DataType": "String", "StringValue": kind.value},
-                               "account_id": {"DataType": "String", "StringValue": account_id}},
-        )
-        return event
+    async def load_snapshot(self, account_id: str) -> bytes | None:
+        return await self.snapshots.load_async(account_id) if self.snapshots else None
+
+    async def save_snapshot(self, account_id: str, state: bytes) -> None:
+        if self.snapshots:
+            await self.snapshots.save_async(account_id, state)
+
+    async def delete_snapshot(self, account_id: str) -> None:
+        if self.snapshots:
+            await self.snapshots.delete_async(account_id)
 
 
-def _expiry(days: int) -> int:
-    import time
-
-    return int(time.time()) + days * 86400
+def s3_and_kms() -> tuple[Any, Any]:
+    return client("s3"), client("kms")

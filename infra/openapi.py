@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from core.models.envelope import INGRESS_ADAPTER
 from functions.api.app import create_app, openapi_json
-from functions.models.envelope import INGRESS_ADAPTER
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
-from functions.models.common import Principal, Role
-from functions.shared.errors import Unauthorized
+from core.errors import Unauthorized
+from core.models.common import Principal, Role
 
 Resolver = APIGatewayRestResolver | APIGatewayRouter
 

@@ -7,10 +7,11 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from functions.models.common import ErrorBody
-from functions.shared import errors
-from functions.shared.observability import logger, metrics
+from core import errors
+from core.models.common import ErrorBody
+from core.observability import logger, metrics
 
 STATUS_BY_ERROR: dict[type[errors.DomainError], int] = {
     errors.InvalidRequest: 400,
@@ -23,6 +24,28 @@ STATUS_BY_ERROR: dict[type[errors.DomainError], int] = {
     errors.PayloadTooLarge: 413,
     errors.DependencyFailure: 503,
 }
+
+
+RETRY_AFTER = {"Retry-After": "5"}
+
+
+def is_dependency_outage(exc: BaseException) -> bool:
+    """DynamoDB/SQS/S3 unreachable, timing out or throttling (PynamoDB wraps botocore's errors)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, BotoCoreError):
+            return True
+        if isinstance(current, ClientError) and current.response.get("Error", {}).get("Code") in THROTTLING:
+            return True
+        cause = getattr(current, "cause", None)
+        current = cause if isinstance(cause, BaseException) else (current.__cause__ or current.__context__)
+    return False
+
+
+THROTTLING = {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
+              "ServiceUnavailable", "InternalServerError", "InternalFailure"}
 
 
 def error_response(
@@ -52,6 +75,7 @@ def register(app: APIGatewayRestResolver) -> None:
         status = next((s for cls, s in STATUS_BY_ERROR.items() if isinstance(exc, cls)), 400)
         if status >= 500:
             logger.warning("dependency failure", extra={"error_code": exc.code})
+            return error_response(app, status, exc.code, exc.message, exc.details, headers=RETRY_AFTER)
         return error_response(app, status, exc.code, exc.message, exc.details)
 
     @app.exception_handler(RequestValidationError)
@@ -74,6 +98,10 @@ def register(app: APIGatewayRestResolver) -> None:
 
     @app.exception_handler(Exception)
     def unexpected(exc: Exception) -> Response[Any]:
+        if is_dependency_outage(exc):
+            logger.warning("AWS dependency unavailable", extra={"error": type(exc).__name__})
+            return error_response(app, 503, "service_unavailable", "a storage or queue service is unavailable; "
+                                  "retry after the indicated delay", headers=RETRY_AFTER)
         logger.exception("unhandled error")
         metrics.add_metric(name="UnhandledErrors", unit="Count", value=1)
         return error_response(app, 500, "internal_error",

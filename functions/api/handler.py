@@ -7,10 +7,10 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from core.config import get_settings
+from core.models.common import ErrorBody
+from core.observability import logger, metrics, tracer
 from functions.api.app import create_app
-from functions.models.common import ErrorBody
-from functions.shared.config import get_settings
-from functions.shared.observability import logger, metrics, tracer
 
 app = create_app()
 

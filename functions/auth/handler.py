@@ -6,10 +6,10 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from core.errors import Unauthorized
+from core.observability import logger, metrics
 from functions.service.api_keys import authenticate
 from functions.service.context import services
-from functions.shared.errors import Unauthorized
-from functions.shared.observability import logger, metrics
 
 
 def presented_key(headers: dict[str, str] | None) -> str | None:

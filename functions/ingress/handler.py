@@ -8,9 +8,9 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from core.observability import logger, metrics, tracer
 from functions.service.context import services
 from functions.service.messages import accept_ingress
-from functions.shared.observability import logger, metrics, tracer
 
 processor = BatchProcessor(event_type=EventType.SQS)
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 from typing import Any
 from urllib.parse import urlsplit
 
 import segno
+from pydantic import ValidationError
 
-from functions.dal.tables import AccountItem
-from functions.models.accounts import (
+from core.errors import Conflict, Forbidden, InvalidRequest, NotFound
+from core.ids import new_id
+from core.models.accounts import (
     Account,
     AccountAction,
     AccountActionAccepted,
@@ -24,11 +27,11 @@ from functions.models.accounts import (
     WebhookSettings,
     WebhookView,
 )
-from functions.models.common import Principal, Role, utcnow
-from functions.models.validators import is_private_host
+from core.models.common import Principal, Role, utcnow
+from core.models.validators import is_private_host
+from core.store.accounts import LOGOUT, plain, status_actions
+from core.store.tables import AccountItem
 from functions.service.context import Services
-from functions.shared.errors import Conflict, Forbidden, InvalidRequest, NotFound
-from functions.shared.ids import new_id
 
 STATUS_HISTORY_LIMIT = 20
 
@@ -44,30 +47,29 @@ WRITERS = (Role.ADMIN, Role.OPERATOR)
 
 
 def to_view(item: AccountItem) -> Account:
-    """The API representation of a stored account (webhook secret never included)."""
+    """The API representation of a stored account (webhook secret never included); a stored value it does
+    not know (an internal desired state, a damaged history entry) never turns a read into a 500."""
     webhook = plain(item.webhook)
+    history = []
+    for entry in item.status_history or []:
+        with contextlib.suppress(ValidationError, TypeError, ValueError):
+            history.append(StatusChange.model_validate(plain(entry)))
+    actions = {a.value for a in AccountAction}
     return Account(
         account_id=item.account_id, account_name=item.account_name, phone_number=item.phone_number,
-        provider=item.provider, connection_status=ConnectionStatus(item.connection_status),
-        status_reason=item.status_reason, desired_state=DesiredState(item.desired_state),
-        pending_action=AccountAction(item.pending_action) if item.pending_action else None,
+        provider=item.provider,
+        connection_status=ConnectionStatus(item.connection_status) if item.connection_status in
+        ConnectionStatus.__members__ else ConnectionStatus.FAILED,
+        status_reason=item.status_reason,
+        desired_state=DesiredState.RUNNING if item.desired_state == DesiredState.RUNNING.value
+        else DesiredState.STOPPED,
+        pending_action=AccountAction(item.pending_action) if item.pending_action in actions else None,
         metadata=plain(item.metadata),
         webhook=WebhookView(url=webhook["url"], events=webhook.get("events", []),
                             has_secret=bool(webhook.get("secret"))) if webhook else None,
-        status_history=[StatusChange.model_validate(plain(h)) for h in item.status_history or []],
-        created_at=item.created_at, updated_at=item.updated_at, version=item.version,
+        status_history=history,
+        host_id=item.host_id or None, created_at=item.created_at, updated_at=item.updated_at, version=item.version,
     )
-
-
-def plain(value: Any) -> Any:
-    """MapAttribute values as plain dicts/lists."""
-    if hasattr(value, "as_dict"):
-        return plain(value.as_dict())
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [plain(v) for v in value]
-    return value
 
 
 def _check_webhook(svc: Services, webhook: WebhookSettings | None) -> dict[str, Any] | None:
@@ -153,52 +155,56 @@ def update_account(
 
 
 def delete_account(svc: Services, principal: Principal, account_id: str) -> None:
-    """Delete the account and its session snapshot (a host holding it closes the page on its next pass)."""
+    """Delete the account: gone for the API at once; a host logs its device out, fails what is still
+    queued (account_deleted), forgets its snapshot and removes the item."""
     require_role(principal, Role.ADMIN)
     item = load(svc, principal, account_id)
-    svc.snapshots.delete(account_id)
-    svc.accounts.delete(item)
-
-
-def status_actions(item: AccountItem, status: ConnectionStatus, reason: str | None) -> list[Any]:
-    """Update actions that move an account to `status` and record it in the bounded history."""
-    history = [*(item.status_history or []),
-               {"at": utcnow(), "from": item.connection_status, "to": status.value, "reason": reason}]
-    return [
-        AccountItem.connection_status.set(status.value),
-        AccountItem.tenant_status.set(f"{item.tenant_id}#{status.value}"),
-        AccountItem.status_reason.set(reason) if reason else AccountItem.status_reason.remove(),
-        AccountItem.status_history.set(history[-STATUS_HISTORY_LIMIT:]),
-    ]
+    svc.accounts.mark_deleted(item)
+    svc.nudges.send(account_id, "delete", item.host_inbox)
 
 
 def request_action(
     svc: Services, principal: Principal, account_id: str, action: AccountAction
 ) -> AccountActionAccepted:
-    """Record what the browser host should do; it acts within seconds."""
+    """Record what a browser host should do and nudge the owner (or any free host): it acts within seconds.
+
+    A logout always reaches the device: the owner logs the page out; when no host holds the account,
+    a host opens it from its snapshot only to log it out (desired state `logout`), then it is STOPPED.
+    """
     require_role(principal, *WRITERS)
     item = load(svc, principal, account_id)
-    status = ConnectionStatus(item.connection_status)
-    desired = DesiredState.RUNNING if action in (AccountAction.START, AccountAction.RESTART) else (
-        DesiredState.STOPPED if action is AccountAction.STOP else DesiredState(item.desired_state))
-    actions: list[Any] = [
-        AccountItem.desired_state.set(desired.value),
-        AccountItem.action_requested_at.set(utcnow()),
-        AccountItem.pending_action.set(action.value) if action in (AccountAction.RESTART, AccountAction.LOGOUT)
-        else AccountItem.pending_action.remove(),
-    ]
-    if action is AccountAction.LOGOUT and item.host_id is None:
-        svc.snapshots.delete(account_id)  # no page holds it: forgetting the snapshot is the logout
-    new_status = status
-    if desired is DesiredState.RUNNING and status in (ConnectionStatus.STOPPED, ConnectionStatus.FAILED):
-        new_status = ConnectionStatus.STARTING
-    elif desired is DesiredState.STOPPED and item.host_id is None and status is not ConnectionStatus.STOPPED:
-        new_status = ConnectionStatus.STOPPED  # no host holds it: nothing to wait for
-    if new_status is not status:
-        actions += status_actions(item, new_status, f"{action.value} requested")
-    svc.accounts.update(item, actions)
-    return AccountActionAccepted(account_id=account_id, action=action, desired_state=desired,
-                                 connection_status=new_status)
+    outcome: dict[str, Any] = {}
+
+    def build(current: AccountItem) -> list[Any]:
+        status = ConnectionStatus(current.connection_status)
+        running = current.desired_state == DesiredState.RUNNING.value
+        if action in (AccountAction.START, AccountAction.RESTART):
+            desired = DesiredState.RUNNING.value
+        elif action is AccountAction.STOP:
+            desired = DesiredState.STOPPED.value
+        else:  # logout keeps a running account running (it shows a new QR); a stopped one needs a page once
+            desired = DesiredState.RUNNING.value if running else LOGOUT
+        actions: list[Any] = [
+            AccountItem.desired_state.set(desired),
+            AccountItem.action_requested_at.set(utcnow()),
+            AccountItem.pending_action.set(action.value) if action in (AccountAction.RESTART, AccountAction.LOGOUT)
+            else AccountItem.pending_action.remove(),
+        ]
+        new_status = status
+        if desired == DesiredState.RUNNING.value and status in (ConnectionStatus.STOPPED, ConnectionStatus.FAILED):
+            new_status = ConnectionStatus.STARTING
+        elif desired == DesiredState.STOPPED.value and not current.host_id and status is not ConnectionStatus.STOPPED:
+            new_status = ConnectionStatus.STOPPED  # no host holds it: nothing to wait for
+        if new_status is not status:
+            actions += status_actions(current, new_status, f"{action.value} requested")
+        outcome.update(desired=desired, status=new_status, inbox=current.host_inbox)
+        return actions
+
+    svc.accounts.request(item, build)
+    svc.nudges.send(account_id, action.value, outcome["inbox"])
+    shown = DesiredState.RUNNING if outcome["desired"] == DesiredState.RUNNING.value else DesiredState.STOPPED
+    return AccountActionAccepted(account_id=account_id, action=action, desired_state=shown,
+                                 connection_status=outcome["status"])
 
 
 def get_qr(svc: Services, principal: Principal, account_id: str) -> QrCode:
@@ -225,14 +231,18 @@ def request_pairing_code(
     if item.connection_status == ConnectionStatus.WORKING.value:
         raise Conflict("the account is already linked", code="already_linked")
     assert body.phone_number is not None
-    actions: list[Any] = [
-        AccountItem.pairing.set({"phone_number": body.phone_number, "requested_at": utcnow(), "code": None}),
-        AccountItem.desired_state.set(DesiredState.RUNNING.value),
-    ]
-    status = ConnectionStatus(item.connection_status)
-    if status in (ConnectionStatus.STOPPED, ConnectionStatus.FAILED):
-        actions += status_actions(item, ConnectionStatus.STARTING, "pairing code requested")
-    svc.accounts.update(item, actions)
+
+    def build(current: AccountItem) -> list[Any]:
+        actions: list[Any] = [
+            AccountItem.pairing.set({"phone_number": body.phone_number, "requested_at": utcnow(), "code": None}),
+            AccountItem.desired_state.set(DesiredState.RUNNING.value),
+        ]
+        if ConnectionStatus(current.connection_status) in (ConnectionStatus.STOPPED, ConnectionStatus.FAILED):
+            actions += status_actions(current, ConnectionStatus.STARTING, "pairing code requested")
+        return actions
+
+    stored = svc.accounts.request(item, build)
+    svc.nudges.send(account_id, "pairing", stored.host_inbox)
     return PairingCode(phone_number=body.phone_number, status="pending")
 
 

@@ -6,12 +6,12 @@ import hashlib
 import hmac
 import secrets
 
-from functions.dal.tables import ApiKeyItem
-from functions.models.api_keys import ApiKey, ApiKeyCreate, ApiKeyCreated
-from functions.models.common import Principal, Role, utcnow
+from core.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized
+from core.ids import ulid
+from core.models.api_keys import ApiKey, ApiKeyCreate, ApiKeyCreated
+from core.models.common import Principal, Role, utcnow
+from core.store.tables import ApiKeyItem
 from functions.service.context import Services
-from functions.shared.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized
-from functions.shared.ids import ulid
 
 KEY_PREFIX = "wgk"
 

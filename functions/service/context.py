@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from functions.dal import tables
-from functions.dal.accounts import AccountRepository
-from functions.dal.api_keys import ApiKeyRepository
-from functions.dal.messages import DeadLetters, IdempotencyRepository, MessageRepository, OutboundQueue
-from functions.dal.snapshots import SnapshotObjects
-from functions.shared.config import Settings, get_settings
+from core.config import Settings, get_settings
+from core.store import tables
+from core.store.accounts import AccountRepository
+from core.store.api_keys import ApiKeyRepository
+from core.store.leases import LeaseRepository
+from core.store.messages import IdempotencyRepository, MessageRepository
+from core.store.queues import DeadLetters, EventBus, Nudges
 
 
 @dataclass(frozen=True)
@@ -22,9 +23,10 @@ class Services:
     messages: MessageRepository
     api_keys: ApiKeyRepository
     idempotency: IdempotencyRepository
-    outbound: OutboundQueue
+    leases: LeaseRepository
+    nudges: Nudges
+    events: EventBus
     ingress_dlq: DeadLetters
-    snapshots: SnapshotObjects
 
 
 @lru_cache(maxsize=1)
@@ -38,7 +40,8 @@ def services() -> Services:
         messages=MessageRepository(),
         api_keys=ApiKeyRepository(),
         idempotency=IdempotencyRepository(),
-        outbound=OutboundQueue(settings.outbound_queue_url),
+        leases=LeaseRepository(),
+        nudges=Nudges(settings.control_queue_url),
+        events=EventBus(settings.events_queue_url),
         ingress_dlq=DeadLetters(settings.ingress_dlq_url),
-        snapshots=SnapshotObjects(settings.media_bucket),
     )

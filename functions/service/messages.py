@@ -10,23 +10,22 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from functions.dal.tables import AccountItem, MessageItem
-from functions.models.common import Principal, utcnow
-from functions.models.envelope import INGRESS_ADAPTER, envelope_fields
-from functions.models.messages import (
+from core.errors import Conflict, NotFound
+from core.ids import new_id
+from core.models.common import Principal, utcnow
+from core.models.envelope import INGRESS_ADAPTER, envelope_fields
+from core.models.messages import (
     Direction,
     Message,
     MessageAccepted,
     MessageError,
     MessageStatus,
     MessageStatusChange,
-    OutboundQueueMessage,
 )
+from core.observability import logger
+from core.store.tables import AccountItem, MessageItem
 from functions.service.accounts import WRITERS, load, require_role
 from functions.service.context import Services
-from functions.shared.errors import Conflict, DependencyFailure, NotFound
-from functions.shared.ids import new_id
-from functions.shared.observability import logger
 
 
 @dataclass(frozen=True)
@@ -36,15 +35,31 @@ class Accepted:
 
 
 def to_view(item: MessageItem) -> Message:
+    """The API view of a stored message; a malformed stored record is shown as such, never a 500."""
+    try:
+        content = json.loads(item.content) if item.content else {}
+    except ValueError:
+        content = {"unreadable": True}
+    if not isinstance(content, dict):
+        content = {"value": content}
+    try:
+        status = MessageStatus(item.status)
+    except ValueError:
+        status = MessageStatus.FAILED
+    history = []
+    for entry in item.status_history or []:
+        try:
+            history.append(MessageStatusChange.model_validate(dict(entry)))
+        except (ValidationError, TypeError, ValueError):
+            continue
     error = MessageError(code=item.error_code, message=item.error_message or item.error_code) \
         if item.error_code else None
     return Message(
-        message_id=item.message_id, account_id=item.account_id, direction=Direction(item.direction),
-        status=MessageStatus(item.status), type=item.type, to=item.to, from_number=item.from_number,
-        content=json.loads(item.content), client_reference=item.client_reference,
-        wa_message_id=item.wa_message_id, error=error,
-        status_history=[MessageStatusChange.model_validate(dict(h)) for h in item.status_history or []],
-        created_at=item.created_at, updated_at=item.updated_at,
+        message_id=item.message_id, account_id=item.account_id,
+        direction=Direction.INBOUND if item.direction == Direction.INBOUND.value else Direction.OUTBOUND,
+        status=status, type=str(item.type or "unknown")[:64], to=item.to, from_number=item.from_number,
+        content=content, client_reference=item.client_reference, wa_message_id=item.wa_message_id, error=error,
+        status_history=history, created_at=item.created_at, updated_at=item.updated_at,
     )
 
 
@@ -81,23 +96,12 @@ def _accept(
         status_history=[{"status": MessageStatus.QUEUED.value, "at": now, "reason": None}],
         created_at=now, updated_at=now, expires_at=svc.messages.expiry(svc.settings.message_ttl_days),
     )
-    # A concurrent replay with the same key may have stored it first; sending again is deduplicated.
+    # The stored `queued` row is the outbox: once it is written the message will be sent or failed, whatever
+    # happens next. A concurrent replay with the same key may have stored it first: same message.
     with contextlib.suppress(Conflict):
         svc.messages.create(item)
-    try:
-        svc.outbound.send(OutboundQueueMessage(
-            message_id=message_id, account_id=account.account_id, tenant_id=account.tenant_id,
-            envelope=envelope, correlation_id=correlation_id, enqueued_at=now,
-        ))
-    except DependencyFailure:
-        # Never leave a 'queued' message that nothing will deliver: fail it and free the key.
-        svc.messages.transition(item, MessageStatus.FAILED, allowed_from={MessageStatus.QUEUED},
-                                reason="enqueue_failed",
-                                extra=[MessageItem.error_code.set("enqueue_failed"),
-                                       MessageItem.error_message.set("the outbound queue was unavailable")])
-        if record_id:
-            svc.idempotency.release(record_id)
-        raise
+    # Wake the host that drives the account; without a nudge it still finds the row on its next sweep.
+    svc.nudges.send(account.account_id, "message", account.host_inbox)
     return Accepted(MessageAccepted(message_id=message_id, account_id=account.account_id,
                                     status=MessageStatus.QUEUED), replayed=False)
 
@@ -174,10 +178,24 @@ def _reject(svc: Services, body: str, code: str, details: Any) -> None:
     now = utcnow()
     svc.messages.create(MessageItem(
         account.account_id, new_id("msg"), tenant_id=account.tenant_id, direction=Direction.OUTBOUND.value,
-        status=MessageStatus.FAILED.value, type=str(raw.get("type") or "unknown"),
-        to=str(raw["to"]) if raw.get("to") is not None else None,
-        content=json.dumps(raw, separators=(",", ":"), default=str)[:300_000],
+        status=MessageStatus.FAILED.value, type=str(raw.get("type") or "unknown")[:64],
+        to=str(raw["to"])[:64] if raw.get("to") is not None else None,
+        content=_bounded_content(body, raw),
         error_code=code, error_message=json.dumps(details, default=str)[:2000],
         status_history=[{"status": MessageStatus.FAILED.value, "at": now, "reason": code}],
         created_at=now, updated_at=now, expires_at=svc.messages.expiry(svc.settings.message_ttl_days),
     ))
+
+
+STORED_BODY_LIMIT = 32 * 1024  # bytes of UTF-8: a rejected body is kept whole only when small
+
+
+def _bounded_content(body: str, raw: dict[str, Any]) -> str:
+    """The rejected body as valid JSON that fits the item: whole when small, else a summary of it."""
+    whole = json.dumps(raw, separators=(",", ":"), default=str)
+    size = len(body.encode("utf-8", "surrogatepass"))
+    if len(whole.encode("utf-8", "surrogatepass")) <= STORED_BODY_LIMIT:
+        return whole
+    return json.dumps({"truncated": True, "size_bytes": size,
+                       "sha256": hashlib.sha256(body.encode("utf-8", "surrogatepass")).hexdigest(),
+                       "type": str(raw.get("type"))[:64], "preview": body[:1000]}, separators=(",", ":"))

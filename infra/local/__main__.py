@@ -26,6 +26,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sim-port", type=int, default=int(os.environ.get("WAGATE_SIM_PORT", "3100")))
     parser.add_argument("--host-port", type=int, default=int(os.environ.get("HOST_HEALTH_PORT", "8080")),
                         help="health/metrics port of the browser host")
+    parser.add_argument("--hosts", type=int, default=int(os.environ.get("WAGATE_HOSTS", "1")),
+                        help="browser hosts to start (WAGATE_HOSTS); health on --host-port, +1, +2, ...")
     parser.add_argument("--no-host", action="store_true", help="do not start the browser host")
     parser.add_argument("--wa-url", default=os.environ.get("WAGATE_WA_URL"),
                         help="WhatsApp Web URL for the host (default: the simulator); with the real one, wa-js "
@@ -42,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     runtime = LocalRuntime(config).start()
-    host: HostProcess | None = None
+    hosts: list[HostProcess] = []
     try:
         from functions.service.api_keys import ensure_bootstrap_key
         from functions.service.context import services
@@ -56,8 +58,11 @@ def main(argv: list[str] | None = None) -> None:
             env = runtime.host_env()
             if args.wa_url:
                 env.update({"WAGATE_WA_URL": args.wa_url, "WAGATE_WAJS_PATH": str(WAJS_BUNDLE)})
-            host = HostProcess(env, health_port=args.host_port).start(timeout=120)
-            log(f"browser host: {host.health_url}")
+            for index in range(max(1, args.hosts)):
+                host = HostProcess(env, health_port=args.host_port + index,
+                                   extra_env={"HOST_ID": f"local-host-{index + 1}"})
+                hosts.append(host.start(timeout=120))
+                log(f"browser host {index + 1}: {host.health_url}")
         print("", flush=True)
         print(f"  wagate is running at {runtime.api_url}", flush=True)
         if created:
@@ -69,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
         stop.wait()
     finally:
         log("stopping")
-        if host is not None:
+        for host in hosts:
             host.stop()
         runtime.stop()
 

@@ -227,6 +227,9 @@ class LocalApiGateway:
             body = json.dumps({"message": exc.message})
         headers = [("Content-Type", "application/json"), ("x-amzn-RequestId", request_id),
                    ("x-amzn-ErrorType", exc.kind)]
+        # SAM's ResponseParameters.Headers values are mapping expressions: a quoted literal is the value.
+        for name, value in ((spec.get("ResponseParameters") or {}).get("Headers") or {}).items():
+            headers.append((name, str(value).strip("'")))
         return status, headers, body.encode()
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:

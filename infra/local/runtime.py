@@ -11,6 +11,7 @@ from infra.local.apigw import LocalApiGateway
 from infra.local.emulator import MotoEmulator
 from infra.local.lambda_runtime import LocalFunction, load_functions
 from infra.local.resources import Stack, create_resources
+from infra.local.scheduler import Scheduler
 from infra.local.sqs_mapping import SqsPoller
 
 
@@ -31,13 +32,15 @@ class RuntimeConfig:
     with_sim: bool = False
     sim_port: int = 3100
     sim_qr_interval: float = 20.0
+    #: Run every `Schedule` rule this often instead of its rate (tests: seconds, not minutes).
+    schedule_seconds: float | None = None
 
 
 def reset_process_caches() -> None:
     """Forget settings, clients and services built from a previous environment."""
+    from core.aws import reset_clients
+    from core.config import reset_settings
     from functions.service.context import services
-    from functions.shared.aws import reset_clients
-    from functions.shared.config import reset_settings
 
     reset_settings()
     reset_clients()
@@ -55,6 +58,7 @@ class LocalRuntime:
         self.api: LocalApiGateway | None = None
         self.functions: dict[str, LocalFunction] = {}
         self.pollers: list[SqsPoller] = []
+        self.schedulers: list[Scheduler] = []
         self.env: dict[str, str] = {}
         self.sim: Any = None
 
@@ -90,6 +94,10 @@ class LocalRuntime:
                                endpoint_url=self.endpoint_url, wait_seconds=cfg.poll_wait_seconds)
             poller.start()
             self.pollers.append(poller)
+        for function_id, seconds in tpl.schedules(self.template):
+            scheduler = Scheduler(self.functions[function_id], cfg.schedule_seconds or seconds)
+            scheduler.start()
+            self.schedulers.append(scheduler)
         if cfg.with_sim:
             from infra.wa_sim import WaSimServer
 
@@ -102,9 +110,8 @@ class LocalRuntime:
         env = dict(self.env)
         if self.sim is not None:
             env["WAGATE_WA_URL"] = self.sim.url
-        # moto's FIFO long poll busy-loops and keeps its view of blocked groups for the whole wait: short
-        # polls keep an account's next message from waiting a full poll (AWS does not need this).
-        env.setdefault("HOST_OUTBOUND_WAIT_SECONDS", "1")
+        # Short inbox polls: moto's long poll costs CPU while it waits (AWS does not need this).
+        env.setdefault("HOST_INBOX_WAIT_SECONDS", "1")
         return env
 
     def _function_env(self, stack: Stack) -> dict[str, str]:
@@ -136,6 +143,9 @@ class LocalRuntime:
         for poller in self.pollers:
             poller.stop()
         self.pollers.clear()
+        for scheduler in self.schedulers:
+            scheduler.stop()
+        self.schedulers.clear()
         if self.api:
             self.api.stop()
             self.api = None

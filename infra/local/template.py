@@ -113,6 +113,20 @@ def sqs_mappings(template: dict[str, Any]) -> list[SqsMapping]:
     return mappings
 
 
+def schedules(template: dict[str, Any]) -> list[tuple[str, float]]:
+    """(function, seconds) of every `Schedule` event with a `rate(...)` expression."""
+    units = {"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "day": 86400, "days": 86400}
+    found = []
+    for fid, props in functions(template).items():
+        for event in props.get("Events", {}).values():
+            if event.get("Type") != "Schedule":
+                continue
+            expression = str(event["Properties"]["Schedule"])
+            amount, unit = expression.removeprefix("rate(").removesuffix(")").split()
+            found.append((fid, float(amount) * units[unit]))
+    return found
+
+
 def authorizers(template: dict[str, Any]) -> dict[str, str]:
     """Authorizer name → the logical id of its function."""
     found = {}

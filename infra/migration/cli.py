@@ -11,7 +11,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from functions.shared.config import Settings
+from core.config import Settings
 from infra.migration.runner import Options, run
 
 DEFAULT_LOG_TABLE = "wagate-migrations"

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from functions.dal.tables import AccountItem
+from core.store.tables import AccountItem
 
 # Every attribute of the account model: a checksum covers all of them, so a field the migration
 # never sets (e.g. `host_id`) but an account has since gained still counts as a difference.

@@ -23,7 +23,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from functions.models.common import utcnow
+from core.models.common import utcnow
 
 META = "meta"
 

@@ -10,9 +10,9 @@ from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from functions.models.accounts import ACCOUNT_ID_PATTERN, ConnectionStatus, DesiredState
-from functions.models.legacy import STATUS_MAP  # shared with the /sessions API
-from functions.models.validators import normalise_phone
+from core.models.accounts import ACCOUNT_ID_PATTERN, ConnectionStatus, DesiredState
+from core.models.legacy import STATUS_MAP  # shared with the /sessions API
+from core.models.validators import normalise_phone
 from infra.migration.codec import checksum
 
 KNOWN_COLUMNS = frozenset({

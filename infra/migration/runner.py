@@ -11,7 +11,7 @@ from typing import Any, Literal, TypeVar
 import boto3
 from botocore.config import Config
 
-from functions.shared.ids import ulid
+from core.ids import ulid
 from infra.migration.codec import checksum, differing_fields
 from infra.migration.log import Checkpoint, LogState, MigrationLog
 from infra.migration.mapping import InvalidRow, MappedAccount, map_row

@@ -35,8 +35,10 @@ def _descendants(pid: int) -> set[int]:
 
 
 def test_local_stack_starts_prints_a_key_serves_and_stops_on_ctrl_c(tmp_path: object) -> None:
-    ports = {name: free_port() for name in ("aws", "api", "sim", "host")}
+    ports = {name: free_port() for name in ("aws", "api", "sim")}
+    ports["host"] = _two_free_ports()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_ENDPOINT_URL", "WAGATE_", "HOST_"))}
+    env["WAGATE_HOSTS"] = "2"
     process = subprocess.Popen(
         [sys.executable, "-m", "infra.local", "--aws-port", str(ports["aws"]), "--api-port", str(ports["api"]),
          "--sim-port", str(ports["sim"]), "--host-port", str(ports["host"])],
@@ -58,8 +60,11 @@ def test_local_stack_starts_prints_a_key_serves_and_stops_on_ctrl_c(tmp_path: ob
                                 timeout=10)
         assert created.status_code == 201, created.text
         assert requests.get(f"http://127.0.0.1:{ports['sim']}/sim/health", timeout=5).json()["ok"]
-        assert wait_until(lambda: requests.get(f"http://127.0.0.1:{ports['host']}/health", timeout=5).ok, 60,
-                          "host health")
+        # (WAGATE_HOSTS=2: two browser hosts, health on the port and the next one, each naming itself)
+        healths = [wait_until(lambda p=port: (r := requests.get(f"http://127.0.0.1:{p}/health", timeout=5)).ok
+                              and r.json(), 60, "host health") for port in (ports["host"], ports["host"] + 1)]
+        assert {h["host_id"] for h in healths} == {"local-host-1", "local-host-2"}
+        assert all(isinstance(h["pid"], int) and h["account_ids"] == [] for h in healths)
         children = _descendants(process.pid)
         assert children, "the browser host process is missing"
 
@@ -71,6 +76,20 @@ def test_local_stack_starts_prints_a_key_serves_and_stops_on_ctrl_c(tmp_path: ob
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def _two_free_ports() -> int:
+    """A port whose next port is free too."""
+    while True:
+        port = free_port()
+        try:
+            import socket
+
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", port + 1))
+            return port
+        except OSError:
+            continue
 
 
 def _state(pid: int) -> str:

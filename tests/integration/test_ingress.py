@@ -38,12 +38,14 @@ def test_valid_ingress_message_is_queued_for_sending(tenant_admin: Api, runtime:
     # When the ingress function has run
     items = wait_for(lambda: tenant_admin.get(f"/accounts/{account_id}/messages").json()["items"])
 
-    # Then the message is queued, readable through the API and on the outbound queue
+    # Then the message is queued (in the outbox hosts drain), readable through the API, and a host is nudged
     assert len(items) == 1 and items[0]["status"] == "queued"
     assert items[0]["client_reference"] == "crm-1" and items[0]["content"]["text"]["body"] == "from the CRM"
-    outbound = wait_for(lambda: drain(runtime))
-    body = json.loads(outbound[0]["Body"])
-    assert body["message_id"] == items[0]["message_id"] and body["correlation_id"] == sqs_id
+    from core.store.messages import MessageRepository
+
+    assert [m.correlation_id for m in MessageRepository().pending(account_id, "msg_")] == [sqs_id]
+    nudges = wait_for(lambda: drain(runtime))
+    assert json.loads(nudges[0]["Body"]) == {"account_id": account_id, "reason": "message"}
 
 
 def test_malformed_ingress_messages_go_to_the_dlq_with_the_reason(tenant_admin: Api, runtime: Any) -> None:

@@ -210,8 +210,8 @@ def test_route_errors_carry_the_legacy_headers(tenant_admin: Api) -> None:
 @pytest.fixture
 def legacy_retired(runtime: Any) -> Iterator[None]:
     """LEGACY_API_ENABLED=false for one test (the API runs in this process), restored afterwards."""
+    from core.config import reset_settings
     from functions.service.context import services
-    from functions.shared.config import reset_settings
 
     previous = os.environ.get("LEGACY_API_ENABLED")
     os.environ["LEGACY_API_ENABLED"] = "false"

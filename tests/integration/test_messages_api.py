@@ -1,4 +1,4 @@
-"""Sending: validation of every content type, idempotent enqueue onto the FIFO queue, reading status back."""
+"""Sending: validation of every content type, idempotent acceptance into the outbox, reading status back."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import Api, create_account
 
 
-def drain(runtime: Any, queue: str = "OutboundQueue") -> list[dict[str, Any]]:
+def drain(runtime: Any, queue: str = "HostControlQueue") -> list[dict[str, Any]]:
     """Every message now on a queue (deleted as read), with its attributes."""
     sqs = boto3.client("sqs", endpoint_url=runtime.endpoint_url, region_name="us-east-1")
     url = runtime.stack.refs[queue]
@@ -31,7 +31,7 @@ def drain(runtime: Any, queue: str = "OutboundQueue") -> list[dict[str, Any]]:
 TEXT = {"to": "+1 555 000 1111", "type": "text", "text": {"body": "hello from wagate"}}
 
 
-def test_enqueue_puts_the_message_on_the_fifo_queue_grouped_by_account(tenant_admin: Api, runtime: Any) -> None:
+def test_accepted_message_is_in_the_outbox_and_a_host_is_nudged(tenant_admin: Api, runtime: Any) -> None:
     # Given an account
     drain(runtime)
     account_id = create_account(tenant_admin, phone_number="15559990000")["account_id"]
@@ -40,7 +40,7 @@ def test_enqueue_puts_the_message_on_the_fifo_queue_grouped_by_account(tenant_ad
     response = tenant_admin.post(f"/accounts/{account_id}/messages", json=TEXT,
                                  headers={"X-Correlation-Id": "corr-123"})
 
-    # Then it is accepted, stored queued and on the FIFO queue in the account's group
+    # Then it is accepted, stored queued (the outbox a host drains) and a free host is nudged
     assert response.status_code == 202, response.text
     accepted = response.json()
     assert accepted["status"] == "queued" and accepted["account_id"] == account_id
@@ -50,13 +50,12 @@ def test_enqueue_puts_the_message_on_the_fifo_queue_grouped_by_account(tenant_ad
     assert stored["to"] == "15550001111" and stored["from"] == "15559990000"
     assert stored["content"]["text"] == {"body": "hello from wagate", "preview_url": False}
     assert [h["status"] for h in stored["status_history"]] == ["queued"]
-    queued = drain(runtime)
-    assert len(queued) == 1
-    body = json.loads(queued[0]["Body"])
-    assert body["message_id"] == accepted["message_id"] and body["envelope"]["to"] == "15550001111"
-    assert body["correlation_id"] == "corr-123"
-    assert queued[0]["Attributes"]["MessageGroupId"] == account_id
-    assert queued[0]["Attributes"]["MessageDeduplicationId"] == accepted["message_id"]
+    from core.store.messages import MessageRepository
+
+    pending = MessageRepository().pending(account_id, "msg_")
+    assert [(m.message_id, m.correlation_id) for m in pending] == [(accepted["message_id"], "corr-123")]
+    nudges = [json.loads(m["Body"]) for m in drain(runtime)]
+    assert nudges == [{"account_id": account_id, "reason": "message"}]
 
 
 def test_idempotency_key_same_body_same_message_different_body_409(tenant_admin: Api, runtime: Any) -> None:

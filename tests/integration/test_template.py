@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
+from core.config import Settings
+from core.store import tables
 from functions.api.app import create_app, openapi_json
-from functions.dal import tables
-from functions.shared.config import Settings
 from infra.local.template import TEMPLATE_PATH, api_routes, load_template
 from tests.conftest import ROOT, Api
 
@@ -104,6 +104,7 @@ def _model_schema(model: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(("logical_id", "model"), [
     ("AccountsTable", tables.AccountItem), ("MessagesTable", tables.MessageItem),
     ("ApiKeysTable", tables.ApiKeyItem), ("IdempotencyTable", tables.IdempotencyItem),
+    ("LeasesTable", tables.LeaseItem),
 ])
 def test_tables_in_the_template_match_the_pynamodb_models(logical_id: str, model: Any) -> None:
     tables.bind(Settings())

@@ -18,8 +18,8 @@ from typing import Any
 import boto3
 import pytest
 
-from functions.dal.tables import AccountItem, bind
-from functions.shared.config import Settings
+from core.config import Settings
+from core.store.tables import AccountItem, bind
 from infra.migration.report import Report
 from infra.migration.runner import Mode, Options, run
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from functions.dal.tables import AccountItem
+from core.store.tables import AccountItem
 from infra.migration.codec import canonical, deserialize_item, serialize_item
 from infra.migration.mapping import map_row
 from infra.migration.runner import Options, run

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from functions.dal.tables import AccountItem
+from core.store.tables import AccountItem
 from infra.migration.codec import canonical, checksum, differing_fields, serialize_item
 from infra.migration.mapping import InvalidRow, map_row, normalise_timestamp
 from tests.migration.legacy_data import legacy_rows

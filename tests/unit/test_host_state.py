@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from browser_host.page import wa_message_id
 from browser_host.state import ALLOWED, Backoff, InvalidTransition, StatusMachine, ack_status
-from browser_host.store import inbound_message_id, wa_message_id
-from functions.models.accounts import ConnectionStatus as S
-from functions.models.messages import MessageStatus
+from core.ids import inbound_message_id
+from core.models.accounts import ConnectionStatus as S
+from core.models.messages import MessageStatus
 
 
 def test_the_happy_path_and_every_change_is_reported() -> None:

@@ -8,9 +8,8 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from functions.api.routes.legacy import http_date, legacy_headers, successor_path
-from functions.models.accounts import Account, AccountActionAccepted, ConnectionStatus
-from functions.models.legacy import (
+from core.models.accounts import Account, AccountActionAccepted, ConnectionStatus
+from core.models.legacy import (
     LEGACY_STATUS_OF,
     RENAMES,
     STATUS_MAP,
@@ -24,7 +23,8 @@ from functions.models.legacy import (
     connection_status_of,
     to_legacy,
 )
-from functions.models.messages import Message, MessageAccepted
+from core.models.messages import Message, MessageAccepted
+from functions.api.routes.legacy import http_date, legacy_headers, successor_path
 
 
 def test_the_migration_and_the_api_share_one_status_table() -> None:
@@ -118,8 +118,8 @@ def _event(path: str, method: str = "GET") -> dict[str, Any]:
 
 def test_a_legacy_call_is_logged_with_its_key_and_an_error_gets_the_headers(caplog: pytest.LogCaptureFixture) -> None:
     # Given the API resolver (no AWS call: the path fails validation before any service)
+    from core.observability import logger
     from functions.api.app import create_app
-    from functions.shared.observability import logger
 
     app = create_app()
 

@@ -7,14 +7,14 @@ import json
 import pytest
 from pydantic import ValidationError
 
+from core.errors import InvalidRequest
+from core.ids import new_id, ulid
+from core.models.accounts import AccountCreate
+from core.models.envelope import INGRESS_ADAPTER, OUTBOUND_ADAPTER, envelope_fields
+from core.models.validators import is_private_host, normalise_phone
+from core.store.accounts import decode_cursor, encode_cursor
 from functions.auth.handler import _api_arn, presented_key
-from functions.dal.accounts import decode_cursor, encode_cursor
-from functions.models.accounts import AccountCreate
-from functions.models.envelope import INGRESS_ADAPTER, OUTBOUND_ADAPTER, envelope_fields
-from functions.models.validators import is_private_host, normalise_phone
 from functions.service.api_keys import _key_id, hash_key, new_key_string
-from functions.shared.errors import InvalidRequest
-from functions.shared.ids import new_id, ulid
 
 
 def test_ulids_sort_by_time_and_are_unique() -> None:

@@ -8,8 +8,7 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
-from functions.api.context import principal_of
-from functions.models.accounts import (
+from core.models.accounts import (
     ACCOUNT_ID_PATTERN,
     Account,
     AccountAction,
@@ -21,10 +20,11 @@ from functions.models.accounts import (
     PairingCodeRequest,
     QrCode,
 )
-from functions.models.common import ErrorBody, Page
+from core.models.common import ErrorBody, Page
+from core.observability import logger, metrics
+from functions.api.context import principal_of
 from functions.service import accounts as service
 from functions.service.context import services
-from functions.shared.observability import logger, metrics
 
 router = APIGatewayRouter()  # type: ignore[no-untyped-call]
 AccountId = Annotated[str, Path(pattern=ACCOUNT_ID_PATTERN, description="The account id.")]

@@ -8,12 +8,12 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
+from core.models.api_keys import ApiKey, ApiKeyCreate, ApiKeyCreated
+from core.observability import logger
 from functions.api.context import principal_of
 from functions.api.routes.accounts import ERRORS
-from functions.models.api_keys import ApiKey, ApiKeyCreate, ApiKeyCreated
 from functions.service import api_keys as service
 from functions.service.context import services
-from functions.shared.observability import logger
 
 router = APIGatewayRouter()  # type: ignore[no-untyped-call]
 

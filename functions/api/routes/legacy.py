@@ -18,10 +18,9 @@ from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
-from functions.api.context import Resolver, correlation_id_of, principal_of
-from functions.api.routes.accounts import ERRORS, Cursor, Limit, qr_response
-from functions.api.routes.messages import MessageId, accepted_headers
-from functions.models.accounts import (
+from core.config import get_settings
+from core.errors import Gone, Unauthorized
+from core.models.accounts import (
     ACCOUNT_ID_PATTERN,
     Account,
     AccountAction,
@@ -29,9 +28,9 @@ from functions.models.accounts import (
     PairingCodeRequest,
     QrCode,
 )
-from functions.models.common import Page
-from functions.models.envelope import OutboundMessage
-from functions.models.legacy import (
+from core.models.common import Page
+from core.models.envelope import OutboundMessage
+from core.models.legacy import (
     DEPRECATED_SINCE,
     LegacyStatus,
     Session,
@@ -43,13 +42,14 @@ from functions.models.legacy import (
     connection_status_of,
     to_legacy,
 )
-from functions.models.messages import Direction
+from core.models.messages import Direction
+from core.observability import logger, metrics
+from functions.api.context import Resolver, correlation_id_of, principal_of
+from functions.api.routes.accounts import ERRORS, Cursor, Limit, qr_response
+from functions.api.routes.messages import MessageId, accepted_headers
 from functions.service import accounts
 from functions.service import messages as message_service
 from functions.service.context import services
-from functions.shared.config import get_settings
-from functions.shared.errors import Gone, Unauthorized
-from functions.shared.observability import logger, metrics
 
 router = APIGatewayRouter()  # type: ignore[no-untyped-call]
 SessionId = Annotated[str, Path(pattern=ACCOUNT_ID_PATTERN, description="The session (= account) id.")]

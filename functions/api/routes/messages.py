@@ -8,15 +8,15 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
+from core.models.common import Page
+from core.models.envelope import OutboundMessage
+from core.models.messages import Direction, Message, MessageAccepted
+from core.observability import logger, metrics
 from functions.api.context import correlation_id_of, principal_of
 from functions.api.routes.accounts import ERRORS, AccountId, Cursor, Limit
-from functions.models.common import Page
-from functions.models.envelope import OutboundMessage
-from functions.models.messages import Direction, Message, MessageAccepted
 from functions.service import messages as service
 from functions.service.context import services
 from functions.service.messages import Accepted
-from functions.shared.observability import logger, metrics
 
 router = APIGatewayRouter()  # type: ignore[no-untyped-call]
 MessageId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:-]{1,128}$", description="The message id.")]

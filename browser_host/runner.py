@@ -1,4 +1,4 @@
-"""One WhatsApp account on this host: its browser context and page, status, sending and events."""
+"""One WhatsApp account on this host: its lease, browser context and page, status and events."""
 
 from __future__ import annotations
 
@@ -7,106 +7,143 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from playwright.async_api import Browser, BrowserContext, Page
+from playwright.async_api import Browser, BrowserContext
 from playwright.async_api import Error as PlaywrightError
 
 from browser_host import bridge
 from browser_host.config import HostConfig
-from browser_host.state import Backoff, InvalidTransition, StatusMachine, ack_status
-from browser_host.store import HostStore, wa_message_id
-from functions.dal.tables import AccountItem
-from functions.models.accounts import ConnectionStatus as S
-from functions.models.accounts import DesiredState
-from functions.models.events import EventType
-from functions.models.messages import MessageStatus
+from browser_host.outbox import Outbox
+from browser_host.page import WhatsAppPage
+from browser_host.state import Backoff, InvalidTransition, StatusMachine
+from browser_host.store import HostStore
+from core.errors import LeaseLost
+from core.models.accounts import ConnectionStatus as S
+from core.models.events import EventType
+from core.models.messages import MessageStatus
+from core.store.accounts import STOPPED
+from core.store.leases import Lease
+from core.store.tables import AccountItem
 
 log = logging.getLogger("browser_host.account")
 QR_TTL_SECONDS = 20
 
 
-class PermanentSendError(Exception):
-    """The message can never be sent as it is (bad recipient, unsupported type)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-class TransientSendError(Exception):
-    """Worth retrying later (page busy, crashed, reloading)."""
-
-
 @dataclass
-class HostServices:
-    """What every account runner shares with the host."""
+class HostParts:
+    """What every account runner shares with its host."""
 
     config: HostConfig
     store: HostStore
-    snapshots: Any  # browser_host.snapshot.SnapshotStore or None
-    snapshot_api: Any  # the browser_host.snapshot module or None
+    snapshot_api: Any  # the browser_host.snapshot module, or None without snapshots
+    on_lost: Callable[[str], None]
+    metrics: dict[str, float] = field(default_factory=dict)
 
-    async def run(self, func: Callable[..., Any], *args: Any) -> Any:
-        """Blocking AWS calls off the event loop."""
-        return await asyncio.to_thread(func, *args)
+    def count(self, name: str, value: float = 1) -> None:
+        self.metrics[name] = self.metrics.get(name, 0) + value
 
 
-def _iso_in(seconds: float) -> str:
+def iso_in(seconds: float) -> str:
     return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class AccountRunner:
-    """Keeps one account's WhatsApp Web page alive and reports what happens on it."""
+    """Keeps one account's WhatsApp Web page alive while this host holds its lease."""
 
-    def __init__(self, services: HostServices, account: AccountItem, browser: Browser) -> None:
-        self.svc = services
-        self.cfg = services.config
+    def __init__(self, parts: HostParts, lease: Lease, account: AccountItem, browser: Browser) -> None:
+        self.parts = parts
+        self.cfg = parts.config
+        self.store = parts.store
+        self.lease = lease
+        # Renewal only counts from when it was asked for: a lease is trusted for less than its TTL.
+        self.lease_deadline = time.monotonic() + parts.config.lease_ttl * 0.8
         self.account_id = account.account_id
         self.tenant_id = account.tenant_id
         self.phone_number = account.phone_number
         self.browser = browser
         self.context: BrowserContext | None = None
-        self.page: Page | None = None
-        # Start from what the item says, so the move to STARTING is recorded even after a host crash
-        # left the item at WORKING.
+        self.page: WhatsAppPage | None = None
+        # Start from what the item says, so the move to STARTING is recorded even after a host crash.
         self.machine = StatusMachine(S(account.connection_status))
         self.handled_action_at = account.action_requested_at
         self.handled_pairing_at: str | None = None
         self.failed = False  # gave up after max recoveries: only a new action restarts it
+        self.lost = False
+        self.deleted_pending = False  # the account is being deleted: its messages fail, none go out
+        self.authenticated = False
         self.recoveries = 0
         self.backoff = Backoff(self.cfg.recovery_backoff, self.cfg.recovery_backoff_max)
+        self.outbox = Outbox(self, lease.pending_from or _floor_of(account.created_at))
         self._writes: asyncio.Queue[Callable[[], Awaitable[None]] | None] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
+        self._writer: asyncio.Task[None] | None = None
         self._recovering = asyncio.Lock()
         self._closing = False
         self._logout_reason: str | None = None
         self.last_snapshot = 0.0
 
-    # --- lifecycle --------------------------------------------------------------------------------------
+    # --- lease ----------------------------------------------------------------------------------------------
+
+    def lease_valid(self) -> bool:
+        return not self.lost and time.monotonic() < self.lease_deadline
+
+    async def _renew_loop(self) -> None:
+        while not self._closing:
+            await asyncio.sleep(self.cfg.lease_ttl / 3)
+            asked = time.monotonic()
+            try:
+                renewed = await self.store.renew(self.lease, self.cfg.lease_ttl, self.outbox.pending_from)
+            except Exception as exc:  # noqa: BLE001 - AWS unreachable: keep trying until the lease runs out
+                log.warning("account %s: lease renewal failed: %s", self.account_id, type(exc).__name__)
+                if time.monotonic() >= self.lease_deadline:
+                    self.abandon("the lease could not be renewed in time")
+                    return
+                continue
+            if renewed is None:
+                self.abandon("another host holds the lease now")
+                return
+            self.lease = renewed
+            self.lease_deadline = asked + self.cfg.lease_ttl * 0.8
+
+    def abandon(self, why: str) -> None:
+        """The lease is gone: close the page at once and write nothing more about this account."""
+        if self.lost:
+            return
+        log.warning("account %s: lease lost (%s); closing its page", self.account_id, why)
+        self.lost = True
+        self._closing = True
+        self.parts.count("leases_lost")
+        self.parts.on_lost(self.account_id)
+        asyncio.get_running_loop().create_task(self._close(), name=f"abandon-{self.account_id}")
+
+    # --- lifecycle ------------------------------------------------------------------------------------------
 
     @property
     def status(self) -> S:
         return self.machine.status
 
     def is_working(self) -> bool:
-        return self.status is S.WORKING and self.page is not None and not self.page.is_closed()
+        return self.status is S.WORKING and self.page is not None and not self.page.closed and self.lease_valid()
 
     async def start(self, reason: str = "starting the browser page") -> None:
         """Open the context and page; the status follows from what the page shows."""
-        self._tasks.append(asyncio.create_task(self._write_loop(), name=f"writes-{self.account_id}"))
+        self._writer = asyncio.create_task(self._write_loop(), name=f"writes-{self.account_id}")
+        self._tasks.append(asyncio.create_task(self._renew_loop(), name=f"lease-{self.account_id}"))
         self._set_status(S.STARTING, reason)
         await self._open_context()
         await self._open_page()
         self._tasks.append(asyncio.create_task(self._heartbeat_loop(), name=f"heartbeat-{self.account_id}"))
+        self._tasks.append(asyncio.create_task(self.outbox.run(), name=f"outbox-{self.account_id}"))
 
     async def _open_context(self) -> None:
-        state = await self.svc.run(self.svc.snapshots.load, self.account_id) if self.svc.snapshots else None
-        if self.svc.snapshot_api is not None:
-            self.context = await self.svc.snapshot_api.new_context_from_state(self.browser, state)
+        api = self.parts.snapshot_api
+        if api is not None:
+            state = await self.store.load_snapshot(self.account_id)
+            self.context = await api.new_context_from_state(self.browser, state)
         else:
             self.context = await self.browser.new_context()
         if self.cfg.wajs_path:
@@ -117,96 +154,65 @@ class AccountRunner:
 
     async def _open_page(self) -> None:
         assert self.context is not None
-        page = await self.context.new_page()
-        page.on("crash", lambda _: self._schedule_recover("renderer crashed"))
-        self.page = page
-        await page.goto(self.cfg.wa_url, wait_until="domcontentloaded", timeout=self.cfg.page_ready_timeout * 1000)
-        await page.wait_for_function(bridge.READY, timeout=self.cfg.page_ready_timeout * 1000)
-        state = await page.evaluate(bridge.STATE)
+        raw = await self.context.new_page()
+        raw.on("crash", lambda _: self._schedule_recover("renderer crashed"))
+        self.page = WhatsAppPage(raw, self.cfg.send_timeout)
+        state = await self.page.open(self.cfg.wa_url, self.cfg.page_ready_timeout)
         if state["authenticated"] and state["mainReady"]:
             await self._on_working(state.get("me"))
         elif state.get("code"):
             await self._on_qr(state["code"])
 
-    async def stop(self, *, reason: str = "stop requested", save: bool = True, final_status: S | None = S.STOPPED
-                   ) -> None:
-        """Close the page (snapshotting a linked account first) and record the final status."""
+    async def stop(self, *, reason: str = "stop requested", save: bool = True, final_status: S | None = S.STOPPED,
+                   hand_over: bool = False) -> None:
+        """Finish the send in flight, snapshot a linked account, close the page, record the final status and
+        let the lease go (at once, so another host can take the account without waiting for expiry)."""
         self._closing = True
-        if save and self.status is S.WORKING:
+        await self.outbox.stop(self.cfg.send_timeout + 5)
+        if save and self.status is S.WORKING and self.lease_valid():
             await self.save_snapshot()
-        for task in self._tasks[1:]:
-            task.cancel()
+        await self._close()
+        if self.lost:
+            return
+        with contextlib.suppress(Exception):
+            await self.store.detach(self.lease, final_status, reason)
+            if final_status is not None and final_status is not self.status:
+                await self._publish(EventType.ACCOUNT_STATUS, {"status": final_status.value, "reason": reason})
+        with contextlib.suppress(Exception):
+            await self.store.release(self.lease)
+        if hand_over:
+            await self.store.nudge_fleet(self.account_id, "hand-over")
+
+    async def _close(self) -> None:
+        for task in self._tasks:
+            if task is not asyncio.current_task():
+                task.cancel()
         if self.context is not None:
             with contextlib.suppress(PlaywrightError):
                 await self.context.close()
         self.context = self.page = None
-        if final_status is not None:
-            self._set_status(final_status, reason)
         await self._writes.put(None)
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await asyncio.wait_for(self._tasks[0], timeout=10) if self._tasks else None
+        if self._writer is not None and self._writer is not asyncio.current_task():
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(self._writer, timeout=10)
 
-    async def logout(self) -> None:
-        """Unlink the device (a new QR is needed) and forget its snapshot."""
-        if self.page is not None and not self.page.is_closed():
-            with contextlib.suppress(PlaywrightError):
-                await self.page.evaluate(bridge.LOGOUT)
-        self._logout_reason = "logged out by request"
-        if self.svc.snapshots:
-            await self.svc.run(self.svc.snapshots.delete, self.account_id)
+    async def logout(self, reason: str = "logged out by request") -> None:
+        """Unlink the device from the phone (a new QR is needed) and forget its snapshot."""
+        if self.page is not None and not self.page.closed:
+            with contextlib.suppress(PlaywrightError, TimeoutError):
+                if await self.page.wait_linked(self.cfg.page_ready_timeout / 2):
+                    await self.page.logout()
+        self._logout_reason = reason
+        self.authenticated = False
+        await self.store.delete_snapshot(self.account_id)
 
     async def request_pairing_code(self, phone_number: str) -> str:
         """Ask WhatsApp Web for the 8-character code to type on the phone."""
         if self.page is None:
-            raise TransientSendError("page not open")
-        return str(await self.page.evaluate(bridge.PAIRING_CODE, phone_number))
+            raise RuntimeError("page not open")
+        return await self.page.pairing_code(phone_number)
 
-    # --- sending ----------------------------------------------------------------------------------------
-
-    async def send(self, message_id: str, envelope: dict[str, Any]) -> tuple[str, int]:
-        """Hand one message to WhatsApp Web and wait until WhatsApp's server has it; (message id, ack).
-
-        The WhatsApp id derives from ours, so a retry (after a timeout, a crash, a redelivery) first finds
-        a message the page already has instead of sending it twice. Until the server acks, the queue
-        message is kept: a host that dies in between leaves it to be retried, not lost.
-        """
-        kind = envelope.get("type")
-        if kind != "text":
-            raise PermanentSendError("unsupported_message_type",
-                                     f"{kind} messages are not delivered by the web provider yet")
-        to = str(envelope["to"])
-        chat = to if to.endswith("@g.us") else f"{to}@c.us"
-        wa_id = wa_message_id(message_id)
-        page = self.page
-        if page is None or page.is_closed() or not self.is_working():
-            raise TransientSendError("account page is not ready")
-        serialized = f"true_{chat}_{wa_id}"
-        timeout = self.cfg.send_timeout
-        try:
-            found = await asyncio.wait_for(page.evaluate(bridge.FIND_MESSAGE, serialized), timeout)
-            if found is None:
-                text = envelope["text"]
-                result = await asyncio.wait_for(
-                    page.evaluate(bridge.SEND_TEXT, [chat, text["body"], wa_id, bool(text.get("preview_url"))]),
-                    timeout)
-                error = result.get("error")
-                if error:
-                    if error.get("code") in bridge.PERMANENT_ERRORS:
-                        raise PermanentSendError("invalid_recipient",
-                                                 f"{to} is not a WhatsApp user ({error['code']})")
-                    raise TransientSendError(f"{error.get('code')}: {str(error.get('message'))[:300]}")
-                serialized = str(result.get("id") or serialized)
-            ack = await asyncio.wait_for(page.evaluate(bridge.WAIT_FOR_ACK, [serialized, timeout * 1000]),
-                                         timeout + 5)
-        except TimeoutError as exc:
-            raise TransientSendError("WhatsApp Web did not answer in time") from exc
-        except PlaywrightError as exc:
-            raise TransientSendError(str(exc).splitlines()[0][:300]) from exc
-        if ack is None:
-            raise TransientSendError("WhatsApp has not acknowledged the message yet (offline?)")
-        return serialized, int(ack)
-
-    # --- events from the page ---------------------------------------------------------------------------
+    # --- events from the page -------------------------------------------------------------------------------
 
     def _on_binding(self, _source: Any, name: str, payload: Any) -> None:
         handlers: dict[str, Callable[[Any], Awaitable[None]]] = {
@@ -221,18 +227,20 @@ class AccountRunner:
         handler = handlers.get(name)
         if handler is not None and not self._closing:
             task = asyncio.get_running_loop().create_task(self._guard(handler(payload), name))
+            self._tasks[:] = [t for t in self._tasks if not t.done()]
             self._tasks.append(task)
-            self._tasks[:] = [t for t in self._tasks if not t.done() or t is self._tasks[0]]
 
     async def _guard(self, coro: Awaitable[None], what: str) -> None:
         try:
             await coro
+        except LeaseLost:
+            self.abandon(f"a write for {what} was refused")
         except Exception:
             log.exception("account %s: handling %s failed", self.account_id, what)
 
     async def _on_qr(self, code: str) -> None:
         reason = self._logout_reason or "waiting for the QR code to be scanned"
-        qr = {"value": code, "expires_at": _iso_in(QR_TTL_SECONDS)}
+        qr = {"value": code, "expires_at": iso_in(QR_TTL_SECONDS)}
         self._set_status(S.SCAN_QR_CODE, reason, extra=[AccountItem.qr.set(qr)])
         self._enqueue_write(lambda: self._publish(EventType.ACCOUNT_QR, qr))
 
@@ -240,25 +248,27 @@ class AccountRunner:
         me = None
         if self.page is not None:
             with contextlib.suppress(PlaywrightError):
-                me = (await self.page.evaluate(bridge.STATE)).get("me")
+                me = (await self.page.state()).get("me")
         await self._on_working(me)
 
     async def _on_working(self, me: str | None) -> None:
         self._logout_reason = None
         self.recoveries = 0
+        self.authenticated = True
         phone = me.split("@")[0].split(":")[0] if me else None
         self.phone_number = phone or self.phone_number
         extra: list[Any] = [AccountItem.qr.remove(), AccountItem.pairing.remove()]
         extra += [AccountItem.phone_number.set(phone)] if phone else []
         self._set_status(S.WORKING, "connected to WhatsApp", extra=extra)
+        self.outbox.wake()
         await self.save_snapshot()
 
     async def _on_logout(self) -> None:
         self._logout_reason = self._logout_reason or "logged out from the phone"
+        self.authenticated = False
         if self.status is S.WORKING:
             self._set_status(S.SCAN_QR_CODE, self._logout_reason, extra=[AccountItem.qr.remove()])
-        if self.svc.snapshots:
-            await self.svc.run(self.svc.snapshots.delete, self.account_id)
+        await self.store.delete_snapshot(self.account_id)
 
     async def _on_logout_reason(self, reason: Any) -> None:
         if reason and not self._logout_reason:
@@ -267,7 +277,7 @@ class AccountRunner:
     async def _on_qr_idle(self) -> None:
         # Nobody scanned: stop here instead of rotating QR codes forever; `start` asks again.
         self._set_status(S.FAILED, "qr_timeout: the QR code was not scanned in time",
-                         extra=[AccountItem.qr.remove(), AccountItem.desired_state.set(DesiredState.STOPPED.value)])
+                         extra=[AccountItem.qr.remove(), AccountItem.desired_state.set(STOPPED)])
         self.failed = True
 
     async def _on_message(self, msg: dict[str, Any]) -> None:
@@ -275,8 +285,7 @@ class AccountRunner:
             return
         inbound = {"id": msg["id"], "type": "text", "content": {"body": msg.get("body") or ""}, "t": msg.get("t"),
                    "from": str(msg.get("from") or "").split("@")[0]}
-        item = await self.svc.run(self.svc.store.record_inbound, self.account_id, self.tenant_id,
-                                  self.phone_number, inbound)
+        item = await self.store.record_inbound(self.lease, self.tenant_id, self.phone_number, inbound)
         if item is not None:
             await self._publish(EventType.MESSAGE_RECEIVED, {
                 "message_id": item.message_id, "from": inbound["from"], "type": "text",
@@ -284,19 +293,16 @@ class AccountRunner:
                 "profile_name": msg.get("notifyName"), "timestamp": msg.get("t")})
 
     async def _on_ack(self, event: dict[str, Any]) -> None:
-        status = ack_status(int(event.get("ack", 0)))
-        if status is None:
-            return
-        for wa_id in event.get("ids") or []:
-            item = await self.svc.run(self.svc.store.apply_ack, wa_id, status)
-            if item is not None:
-                await self.publish_message_status(item.message_id, status, item.client_reference)
+        await self.outbox.on_ack(int(event.get("ack", 0)), [str(i) for i in event.get("ids") or []])
 
-    async def publish_message_status(self, message_id: str, status: MessageStatus, reference: str | None) -> None:
-        await self._publish(EventType.MESSAGE_STATUS,
-                            {"message_id": message_id, "status": status.value, "client_reference": reference})
+    async def publish_message_status(self, message_id: str, status: MessageStatus, reference: str | None,
+                                     error: dict[str, Any] | None = None) -> None:
+        payload: dict[str, Any] = {"message_id": message_id, "status": status.value, "client_reference": reference}
+        if error:
+            payload["error"] = error
+        await self._publish(EventType.MESSAGE_STATUS, payload)
 
-    # --- status writes (ordered per account) ------------------------------------------------------------
+    # --- status writes (ordered per account, fenced by the lease) -------------------------------------------
 
     def _set_status(self, status: S, reason: str | None, extra: list[Any] | None = None) -> None:
         try:
@@ -310,34 +316,39 @@ class AccountRunner:
         self._enqueue_write(lambda: self._write_status(status, reason, extra, changed))
 
     async def _write_status(self, status: S, reason: str | None, extra: list[Any] | None, changed: bool) -> None:
-        host = self.svc.config.host_id if status is not S.STOPPED else ""
-        await self.svc.run(self.svc.store.set_status, self.account_id, status, reason, extra, host)
+        await self.store.set_status(self.lease, status, reason, extra)
         if changed:
             await self._publish(EventType.ACCOUNT_STATUS, {"status": status.value, "reason": reason})
 
     async def _publish(self, kind: EventType, payload: dict[str, Any]) -> None:
         # The runner knows its account and tenant: no read of the account item per event.
-        await self.svc.run(self.svc.store.publish, kind, self.account_id, self.tenant_id, payload)
+        await self.store.publish(kind, self.account_id, self.tenant_id, payload)
 
     def _enqueue_write(self, write: Callable[[], Awaitable[None]]) -> None:
-        self._writes.put_nowait(write)
+        if not self.lost:
+            self._writes.put_nowait(write)
 
     async def _write_loop(self) -> None:
         while (write := await self._writes.get()) is not None:
+            if self.lost:
+                continue
             try:
                 await write()
+            except LeaseLost:
+                self.abandon("a status write was refused")
             except Exception:
                 log.exception("account %s: state write failed", self.account_id)
 
-    # --- liveness ---------------------------------------------------------------------------------------
+    # --- liveness -------------------------------------------------------------------------------------------
 
     async def save_snapshot(self) -> None:
         """Encrypted browser state to S3, so another host (or this one after a crash) needs no new QR."""
-        if self.svc.snapshots is None or self.svc.snapshot_api is None or self.context is None:
+        api = self.parts.snapshot_api
+        if api is None or self.context is None or not self.lease_valid():
             return
         try:
-            state = await self.svc.snapshot_api.capture_state(self.context)
-            await self.svc.run(self.svc.snapshots.save, self.account_id, state)
+            state = await api.capture_state(self.context)
+            await self.store.save_snapshot(self.account_id, state)
             self.last_snapshot = time.monotonic()
         except Exception:
             log.exception("account %s: snapshot failed", self.account_id)
@@ -349,7 +360,7 @@ class AccountRunner:
             if page is None or self._recovering.locked():
                 continue
             try:
-                await asyncio.wait_for(page.evaluate(bridge.HEARTBEAT), self.cfg.heartbeat_timeout)
+                await page.heartbeat(self.cfg.heartbeat_timeout)
             except (TimeoutError, PlaywrightError) as exc:
                 await self.recover(f"page unresponsive: {type(exc).__name__}")
                 continue
@@ -376,7 +387,7 @@ class AccountRunner:
                 try:
                     if self.page is not None:
                         with contextlib.suppress(PlaywrightError):
-                            await self.page.close()
+                            await self.page.page.close()
                     if self.context is None:
                         await self._open_context()
                     self._set_status(S.STARTING, f"recovering: {reason}")
@@ -384,6 +395,17 @@ class AccountRunner:
                     return
                 except (PlaywrightError, TimeoutError) as exc:
                     reason = f"recovery failed: {str(exc).splitlines()[0][:200]}"
+
+
+def _floor_of(created_at: str | None) -> str:
+    """The smallest message id of the account's creation time: where a first owner's outbox scan starts."""
+    from core.ids import id_floor
+
+    try:
+        millis = int(datetime.fromisoformat(str(created_at).replace("Z", "+00:00")).timestamp() * 1000)
+    except ValueError:
+        millis = 0
+    return id_floor("msg", millis - 60_000)
 
 
 async def _noop() -> None:

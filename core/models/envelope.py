@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from functions.models.accounts import ACCOUNT_ID_PATTERN
+from core.models.accounts import ACCOUNT_ID_PATTERN
 
 _TO = re.compile(r"^(\+?[1-9]\d{6,14}|\d{6,32}(-\d{6,20})?@g\.us)$")
 MAX_INLINE_MEDIA_BYTES = 512 * 1024

@@ -19,7 +19,10 @@ class Settings(BaseModel):
     messages_table: str = "wagate-messages"
     api_keys_table: str = "wagate-api-keys"
     idempotency_table: str = "wagate-idempotency"
-    outbound_queue_url: str = ""
+    leases_table: str = "wagate-leases"
+    # Nudges for accounts no host holds yet; hosts' own inboxes are named host_queue_prefix + host id.
+    control_queue_url: str = ""
+    host_queue_prefix: str = "wagate-host-"
     events_queue_url: str = ""
     ingress_dlq_url: str = ""
     media_bucket: str = ""
@@ -31,6 +34,12 @@ class Settings(BaseModel):
     legacy_api_enabled: bool = True
     legacy_sunset: str = "2027-06-30"
     allow_private_webhooks: bool = False
+    # A queued message of an account that no host drives fails after this long (account_not_connected).
+    not_connected_timeout: float = Field(default=120.0, gt=0)
+    # How long a caller waits on DynamoDB/SQS before answering 503: below API Gateway's 29 s.
+    aws_connect_timeout: float = Field(default=3.0, gt=0)
+    aws_read_timeout: float = Field(default=8.0, gt=0)
+    aws_max_attempts: int = Field(default=3, ge=1)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-from functions.models.accounts import (
+from core.models.accounts import (
     AccountAction,
     AccountCreate,
     AccountUpdate,
@@ -17,7 +17,7 @@ from functions.models.accounts import (
     StatusChange,
     WebhookView,
 )
-from functions.models.messages import Direction, MessageError, MessageStatus, MessageStatusChange
+from core.models.messages import Direction, MessageError, MessageStatus, MessageStatusChange
 
 S = ConnectionStatus
 # legacy status (lower-cased) -> (new status, whether the number should keep running).
@@ -99,6 +99,7 @@ class Session(BaseModel):
     webhook: WebhookView | None = None
     status_history: list[StatusChange] = Field(
         default_factory=list, description="Transitions in wagate's `connection_status` values.")
+    host_id: str | None = None
     created_at: str
     updated_at: str
     version: int

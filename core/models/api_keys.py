@@ -6,8 +6,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from functions.models.accounts import ACCOUNT_ID_PATTERN
-from functions.models.common import Role
+from core.models.accounts import ACCOUNT_ID_PATTERN
+from core.models.common import Role
 
 TENANT_PATTERN = r"^[a-z0-9][a-z0-9_-]{1,62}$"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from pynamodb.attributes import (
@@ -12,10 +13,10 @@ from pynamodb.attributes import (
     UnicodeSetAttribute,
     VersionAttribute,
 )
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
-from functions.shared.config import Settings
+from core.config import Settings
 
 
 class _Meta:
@@ -74,6 +75,9 @@ class AccountItem(Model):
     qr = MapAttribute[str, Any](null=True)
     pairing = MapAttribute[str, Any](null=True)
     host_id = UnicodeAttribute(null=True)
+    # Fencing: the token of the lease the current (or last) owner holds; only grows. Host writes require it.
+    lease_token = NumberAttribute(null=True)
+    host_inbox = UnicodeAttribute(null=True)  # the owner's inbox queue: where the API nudges it
     created_at = UnicodeAttribute()
     updated_at = UnicodeAttribute()
     deleted_at = UnicodeAttribute(null=True)
@@ -90,6 +94,17 @@ class WaMessageIndex(GlobalSecondaryIndex["MessageItem"]):
         projection = AllProjection()
 
     wa_message_id = UnicodeAttribute(hash_key=True)
+
+
+class PendingIndex(GlobalSecondaryIndex["MessageItem"]):
+    """Sparse: messages not yet terminal, by shard and age (the sweeper's view)."""
+
+    class Meta:
+        index_name = "pending-index"
+        projection = KeysOnlyProjection()
+
+    pending_shard = UnicodeAttribute(hash_key=True)
+    message_id = UnicodeAttribute(range_key=True)
 
 
 class MessageItem(Model):
@@ -114,11 +129,15 @@ class MessageItem(Model):
     error_message = UnicodeAttribute(null=True)
     status_history = ListAttribute[Any](default=list)
     attempts = NumberAttribute(default=0)
+    # Lease token of the last host that wrote this message; a host with an older token cannot write it.
+    fence = NumberAttribute(null=True)
+    pending_shard = UnicodeAttribute(null=True)  # set while not terminal (pending-index)
     created_at = UnicodeAttribute()
     updated_at = UnicodeAttribute()
     expires_at = NumberAttribute(null=True)  # TTL, epoch seconds
 
     wa_message_index = WaMessageIndex()
+    pending_index = PendingIndex()
 
 
 class ApiKeyTenantIndex(GlobalSecondaryIndex["ApiKeyItem"]):
@@ -161,6 +180,26 @@ class IdempotencyItem(Model):
     expiration = NumberAttribute()  # TTL, epoch seconds
 
 
+class LeaseItem(Model):
+    """`account#<id>`: which host drives an account, until when, with which fencing token.
+    `host#<id>`: a live host, its inbox queue and capacity (renewed with its leases)."""
+
+    class Meta(_Meta):
+        pass
+
+    lease_id = UnicodeAttribute(hash_key=True)
+    owner = UnicodeAttribute(null=True)
+    token = NumberAttribute(default=0)
+    expires_at = NumberAttribute(default=0)  # epoch milliseconds
+    inbox_url = UnicodeAttribute(null=True)
+    # Account leases: the oldest message id the owner may still have to deliver (where a new owner starts).
+    pending_from = UnicodeAttribute(null=True)
+    pid = NumberAttribute(null=True)
+    capacity = NumberAttribute(null=True)
+    accounts = NumberAttribute(null=True)
+    ttl = NumberAttribute(null=True)  # DynamoDB TTL, epoch seconds (host registrations only)
+
+
 def bind(settings: Settings) -> None:
     """Point every model at the configured table names, region and endpoint."""
     names: dict[type[Model], str] = {
@@ -168,11 +207,17 @@ def bind(settings: Settings) -> None:
         MessageItem: settings.messages_table,
         ApiKeyItem: settings.api_keys_table,
         IdempotencyItem: settings.idempotency_table,
+        LeaseItem: settings.leases_table,
     }
     for model, name in names.items():
         model.Meta.table_name = name
         model.Meta.region = settings.region
         model.Meta.host = settings.endpoint_url
+        # Bounded like the boto3 clients (core/aws.py): a dead dependency is a 503, not a timeout.
+        model.Meta.connect_timeout_seconds = math.ceil(settings.aws_connect_timeout)
+        model.Meta.read_timeout_seconds = math.ceil(settings.aws_read_timeout)
+        model.Meta.max_retry_attempts = settings.aws_max_attempts - 1
+        model.Meta.max_pool_connections = 50  # a browser host calls from many worker threads at once
         model._connection = None  # rebuilt lazily with the new settings
         for index in model._indexes.values():
             index.Meta.model = model

@@ -54,3 +54,11 @@ class DependencyFailure(DomainError):
     """An AWS dependency failed in a way the caller may retry."""
 
     code = "service_unavailable"
+
+
+class LeaseLost(Exception):
+    """A host write was refused: another host now holds the account (a newer lease token)."""
+
+    def __init__(self, account_id: str) -> None:
+        super().__init__(f"lease of account {account_id} was lost")
+        self.account_id = account_id

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from functions.models.validators import check_metadata, check_webhook_url, normalise_phone
+from core.models.validators import check_metadata, check_webhook_url, normalise_phone
 
 ACCOUNT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
 
@@ -112,6 +112,7 @@ class Account(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
     webhook: WebhookView | None = None
     status_history: list[StatusChange] = Field(default_factory=list)
+    host_id: str | None = Field(default=None, description="The browser host driving it now; null when none does.")
     created_at: str
     updated_at: str
     version: int

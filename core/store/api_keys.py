@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pynamodb.exceptions import DoesNotExist
 
-from functions.dal.tables import ApiKeyItem
-from functions.shared.errors import NotFound
+from core.errors import NotFound
+from core.store.tables import ApiKeyItem
 
 
 class ApiKeyRepository:

@@ -8,9 +8,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from functions.shared.config import get_settings
-
-_CONFIG = Config(retries={"max_attempts": 5, "mode": "adaptive"}, connect_timeout=5, read_timeout=30)
+from core.config import get_settings
 
 
 @cache
@@ -21,8 +19,13 @@ def client(service: str) -> Any:
         import localstack_client.session as ls_session  # only needed when targeting LocalStack
 
         return ls_session.Session(region_name=settings.region).client(service)
+    # Retries x timeouts stay below API Gateway's 29 s, so a failing dependency becomes a 503 we answer
+    # ourselves instead of a function timeout that skips our cleanup.
+    config = Config(retries={"max_attempts": settings.aws_max_attempts, "mode": "standard"},
+                    connect_timeout=settings.aws_connect_timeout, read_timeout=settings.aws_read_timeout,
+                    max_pool_connections=50)
     return boto3.session.Session().client(  # type: ignore[call-overload]
-        service, region_name=settings.region, endpoint_url=settings.endpoint_url, config=_CONFIG
+        service, region_name=settings.region, endpoint_url=settings.endpoint_url, config=config
     )
 
 

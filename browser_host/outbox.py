@@ -1,0 +1,206 @@
+"""An account's outbox: its pending message rows, delivered in order by the host that holds its lease.
+
+The messages table is the outbox (the API's `queued` row is the acceptance), so nothing rides only in a
+queue: a nudge wakes the owner at once, and every `sweep_interval` the owner re-reads the account's
+pending rows anyway. Per-account order is message-id order, one message at a time; a message that must
+wait (account not connected, WhatsApp's server has not confirmed it yet) holds back the ones after it.
+Only real hand-overs to WhatsApp Web count as attempts, so waiting never fails a message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from browser_host.page import PermanentSendError, TransientSendError, serialized_id
+from browser_host.state import Backoff, ack_status
+from core.errors import LeaseLost
+from core.ids import id_floor
+from core.models.messages import MessageStatus
+from core.store.messages import PENDING
+from core.store.tables import MessageItem
+
+if TYPE_CHECKING:
+    from browser_host.runner import AccountRunner
+
+log = logging.getLogger("browser_host.outbox")
+# Message ids are made before the row is written; a row may appear up to this long after its id's time.
+WRITE_DELAY_MS = 60_000
+SENT = frozenset({MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ})
+
+
+class Outbox:
+    def __init__(self, runner: AccountRunner, pending_from: str) -> None:
+        self.runner = runner
+        self.store = runner.store
+        self.cfg = runner.cfg
+        self.pending_from = pending_from
+        self.backoff = Backoff(base=1.0, cap=30.0)
+        self._wake = asyncio.Event()
+        self._busy = asyncio.Lock()
+        self._stopping = False
+        self.sent_ids: dict[str, str] = {}  # WhatsApp key → our message id (acks name the former)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        self._wake.set()  # a new owner looks at once: the previous one may have left work
+        while not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.cfg.sweep_interval)
+            self._wake.clear()
+            if self._stopping or not self.runner.lease_valid():
+                continue
+            try:
+                async with self._busy:
+                    await self._drain()
+            except LeaseLost:
+                self.runner.abandon("a message write was refused")
+                return
+            except Exception:
+                log.exception("account %s: outbox pass failed", self.runner.account_id)
+
+    async def stop(self, timeout: float) -> None:
+        """No new pass; wait (bounded) for the message in flight to finish."""
+        self._stopping = True
+        self._wake.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._busy.acquire(), timeout)
+            self._busy.release()
+
+    async def _drain(self) -> None:
+        since = self.pending_from
+        while not self._stopping:
+            items = await self.store.pending(self.runner.account_id, since)
+            if not items:
+                break
+            for item in items:
+                if self._stopping or not self.runner.lease_valid():
+                    return
+                if not await self._deliver(item):
+                    self._advance(item.message_id)
+                    return
+            since = items[-1].message_id + "0"  # just past the last one (ids have one length)
+        self._advance(id_floor("msg", int(time.time() * 1000) - WRITE_DELAY_MS))
+
+    def _advance(self, message_id: str) -> None:
+        """Where the next scan (and a next owner) starts; never past a row that may still be written."""
+        floor = id_floor("msg", int(time.time() * 1000) - WRITE_DELAY_MS)
+        candidate = min(message_id, floor)
+        if candidate > self.pending_from:
+            self.pending_from = candidate
+
+    async def _deliver(self, item: MessageItem) -> bool:
+        """True when the message needs nothing more now; False when it (and those after it) must wait."""
+        runner = self.runner
+        if runner.deleted_pending:
+            await self._fail(item, "account_deleted", "the account was deleted before sending")
+            return True
+        if not runner.is_working():
+            age = time.time() - _created(item)
+            if item.status == MessageStatus.QUEUED.value and age >= self.cfg.not_connected_timeout:
+                await self._fail(item, "account_not_connected",
+                                 f"the account was not connected within {self.cfg.not_connected_timeout:.0f}s")
+                return True
+            return False
+        envelope: dict[str, Any] = json.loads(item.content)
+        lease = runner.lease
+        if item.status == MessageStatus.QUEUED.value:
+            serialized = serialized_id(item.message_id, str(envelope.get("to", "")))
+            if not await self.store.mark_sending(item, serialized, lease):
+                fresh = await self.store.find_message(item.account_id, item.message_id)
+                if fresh is None or MessageStatus(fresh.status) not in PENDING:
+                    return True
+                if fresh.fence is not None and int(fresh.fence) > lease.token:
+                    raise LeaseLost(item.account_id)
+                item = fresh
+
+        async def before_send() -> None:
+            if int(item.attempts or 0) >= self.cfg.outbound_max_attempts:
+                raise PermanentSendError("send_failed", f"WhatsApp Web did not take it in {item.attempts} attempts")
+            if not runner.lease_valid():
+                raise TransientSendError("the lease is not confirmed")
+            if not await self.store.count_attempt(item, lease):
+                raise LeaseLost(item.account_id)
+            item.attempts = int(item.attempts or 0) + 1
+
+        page = runner.page
+        if page is None:
+            return False
+        try:
+            delivery = await page.deliver(item.message_id, envelope, before_send)
+        except PermanentSendError as exc:
+            await self._fail(item, exc.code, str(exc))
+            return True
+        except TransientSendError as exc:
+            delay = self.backoff.delay(int(item.attempts or 1) - 1)
+            log.warning("message %s: %s (attempt %s); again in %.1fs", item.message_id, exc, item.attempts, delay)
+            asyncio.get_running_loop().call_later(delay, self._wake.set)
+            return False
+        self.sent_ids[delivery.serialized] = item.message_id
+        if len(self.sent_ids) > 5000:  # acks of older messages are found through the wa-message index
+            del self.sent_ids[next(iter(self.sent_ids))]
+        if delivery.serialized != item.wa_message_id:
+            await self.store.set_wa_id(item, delivery.serialized, lease)
+        if delivery.ack is None:
+            # WhatsApp Web has it but the server has not confirmed it (offline?): it stays `sending` and goes
+            # out when the connection returns; it is never failed while the page may still send it.
+            log.info("message %s waits for WhatsApp's server", item.message_id)
+            asyncio.get_running_loop().call_later(self.cfg.send_timeout / 2, self._wake.set)
+            return False
+        status = ack_status(delivery.ack)
+        if status is MessageStatus.FAILED:
+            await self._fail(item, "send_failed", "WhatsApp reported the message as failed")
+        elif status in SENT and await self.store.advance(item, status, lease, f"ack {delivery.ack}"):
+            await runner.publish_message_status(item.message_id, status, item.client_reference)
+            runner.parts.count("messages_sent")
+            runner.parts.metrics["queue_lag_seconds"] = max(0.0, time.time() - _created(item))
+        log.info("message %s sent (ack %s, attempt %s, correlation %s)", item.message_id, delivery.ack,
+                 item.attempts, item.correlation_id)
+        return True
+
+    async def _fail(self, item: MessageItem, code: str, text: str) -> None:
+        if await self.store.fail(item, code, text, self.runner.lease):
+            log.info("message %s failed: %s", item.message_id, code)
+            self.runner.parts.count("messages_failed")
+            await self.runner.publish_message_status(item.message_id, MessageStatus.FAILED, item.client_reference,
+                                                     {"code": code, "message": text})
+
+    async def fail_all(self, code: str, text: str) -> int:
+        """Fail every pending message (the account is being deleted)."""
+        failed = 0
+        for item in await self.store.pending(self.runner.account_id, self.pending_from):
+            await self._fail(item, code, text)
+            failed += 1
+        return failed
+
+    async def on_ack(self, ack: int, ids: list[str]) -> None:
+        """WhatsApp's server reported progress (sent, delivered, read, failed) for messages of this account."""
+        status = ack_status(ack)
+        if status is None:
+            return
+        lease = self.runner.lease
+        for serialized in ids:
+            message_id = self.sent_ids.get(serialized)
+            item = await self.store.find_message(self.runner.account_id, message_id) if message_id \
+                else await self.store.by_wa_id(serialized)
+            if item is None or item.direction != "outbound":
+                continue
+            if status is MessageStatus.FAILED:
+                await self._fail(item, "send_failed", "WhatsApp reported the message as failed")
+            elif await self.store.advance(item, status, lease):
+                await self.runner.publish_message_status(item.message_id, status, item.client_reference)
+
+
+def _created(item: MessageItem) -> float:
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(str(item.created_at).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return time.time()

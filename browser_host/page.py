@@ -1,0 +1,142 @@
+"""The WhatsApp Web page driver: every WPP call the host makes, over the bridge in `bridge.py`."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import Page
+
+from browser_host import bridge
+
+
+class PermanentSendError(Exception):
+    """The message can never be sent as it is (bad recipient, unsupported type)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class TransientSendError(Exception):
+    """Worth retrying later (page busy, crashed, reloading); WhatsApp Web did not take the message."""
+
+
+def wa_message_id(message_id: str) -> str:
+    """The WhatsApp message id wagate asks the page to use: stable, so a retry finds the first try and
+    WhatsApp's server, which keeps one message per id, never gets a second copy."""
+    return "3EB0" + hashlib.sha256(message_id.encode()).hexdigest()[:16].upper()
+
+
+def chat_id(to: str) -> str:
+    return to if to.endswith("@g.us") else f"{to}@c.us"
+
+
+def serialized_id(message_id: str, to: str) -> str:
+    """The serialized key (`true_<chat>_<id>`) the page reports for our message."""
+    return f"true_{chat_id(to)}_{wa_message_id(message_id)}"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What the page did with a message: its WhatsApp key, whether this call handed it over (an attempt),
+    and the server's ack (None: the page has it but WhatsApp's server has not confirmed it yet)."""
+
+    serialized: str
+    attempted: bool
+    ack: int | None
+
+
+class WhatsAppPage:
+    """One account's WhatsApp Web page."""
+
+    def __init__(self, page: Page, send_timeout: float) -> None:
+        self.page = page
+        self.send_timeout = send_timeout
+
+    @property
+    def closed(self) -> bool:
+        return self.page.is_closed()
+
+    async def open(self, url: str, timeout: float) -> dict[str, Any]:
+        """Navigate and wait for WPP; returns the connection state (authenticated, mainReady, code, me)."""
+        await self.page.goto(url, wait_until="domcontentloaded", timeout=timeout * 1000)
+        await self.page.wait_for_function(bridge.READY, timeout=timeout * 1000)
+        return await self.state()
+
+    async def state(self) -> dict[str, Any]:
+        return dict(await self.page.evaluate(bridge.STATE))
+
+    async def heartbeat(self, timeout: float) -> None:
+        """Raises TimeoutError or PlaywrightError when the page does not answer."""
+        await asyncio.wait_for(self.page.evaluate(bridge.HEARTBEAT), timeout)
+
+    async def pairing_code(self, phone_number: str) -> str:
+        return str(await self.page.evaluate(bridge.PAIRING_CODE, phone_number))
+
+    async def logout(self) -> None:
+        """Unlink this device from the phone (WhatsApp forgets it; a new QR is needed)."""
+        await self.page.evaluate(bridge.LOGOUT)
+
+    async def wait_linked(self, timeout: float) -> bool:
+        """True once the page is logged in and connected; False when it shows a QR (no device to log out)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            state = await self.state()
+            if state["authenticated"] and state["mainReady"]:
+                return True
+            if not state["authenticated"] and state.get("code"):
+                return False
+            if asyncio.get_running_loop().time() >= deadline:
+                return bool(state["authenticated"])
+            await asyncio.sleep(0.2)
+
+    async def find(self, serialized: str) -> int | None:
+        """The ack of a message the page has, or None when it does not have it."""
+        found = await asyncio.wait_for(self.page.evaluate(bridge.FIND_MESSAGE, serialized), self.send_timeout)
+        return None if found is None else int(found.get("ack") or 0)
+
+    async def deliver(self, message_id: str, envelope: dict[str, Any],
+                      before_send: Callable[[], Awaitable[None]]) -> Delivery:
+        """Make sure WhatsApp Web has the message (look first, send only if absent), then wait for the ack.
+
+        `before_send` runs before a real hand-over (it counts the attempt, and raises to refuse one).
+        Raises PermanentSendError when the message can never go out, TransientSendError when the page did
+        not take it this time.
+        """
+        kind = envelope.get("type")
+        if kind != "text":
+            raise PermanentSendError("unsupported_message_type",
+                                     f"{kind} messages are not delivered by the web provider yet")
+        to = str(envelope["to"])
+        serialized = serialized_id(message_id, to)
+        timeout = self.send_timeout
+        attempted = False
+        try:
+            ack = await self.find(serialized)
+            if ack is None:
+                await before_send()
+                attempted = True
+                text = envelope["text"]
+                result = await asyncio.wait_for(self.page.evaluate(
+                    bridge.SEND_TEXT, [chat_id(to), text["body"], wa_message_id(message_id),
+                                       bool(text.get("preview_url"))]), timeout)
+                error = result.get("error")
+                if error:
+                    if error.get("code") in bridge.PERMANENT_ERRORS:
+                        raise PermanentSendError("invalid_recipient", f"{to} is not a WhatsApp user ({error['code']})")
+                    raise TransientSendError(f"{error.get('code')}: {str(error.get('message'))[:300]}")
+                serialized = str(result.get("id") or serialized)
+            if ack is None or ack == 0:
+                waited = await asyncio.wait_for(
+                    self.page.evaluate(bridge.WAIT_FOR_ACK, [serialized, timeout * 1000]), timeout + 5)
+                ack = None if waited is None else int(waited)
+        except TimeoutError as exc:
+            raise TransientSendError("WhatsApp Web did not answer in time") from exc
+        except PlaywrightError as exc:
+            raise TransientSendError(str(exc).splitlines()[0][:300]) from exc
+        return Delivery(serialized, attempted, ack)

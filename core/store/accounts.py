@@ -1,0 +1,237 @@
+"""Account storage. PynamoDB and botocore errors become domain exceptions here."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, UpdateError
+from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.update import Action
+
+from core.errors import Conflict, DependencyFailure, LeaseLost, NotFound, PreconditionFailed
+from core.models.accounts import ConnectionStatus
+from core.models.common import utcnow
+from core.store.conditions import decode_cursor, encode_cursor, is_conditional
+from core.store.tables import AccountItem
+
+STATUS_HISTORY_LIMIT = 20
+
+
+class AccountRepository:
+    """CRUD and queries over the accounts table."""
+
+    def get(self, account_id: str, tenant_id: str | None = None) -> AccountItem:
+        """The live account; another tenant's or a deleted account is simply not found."""
+        try:
+            item = AccountItem.get(account_id, consistent_read=True)
+        except DoesNotExist:
+            raise NotFound(f"account {account_id} not found", code="account_not_found") from None
+        if item.deleted_at or (tenant_id is not None and item.tenant_id != tenant_id):
+            raise NotFound(f"account {account_id} not found", code="account_not_found")
+        return item
+
+    def create(self, item: AccountItem) -> AccountItem:
+        """Insert a new account, refusing to replace an existing id."""
+        try:
+            item.save(condition=AccountItem.account_id.does_not_exist())
+        except PutError as exc:
+            if is_conditional(exc):
+                raise Conflict(f"account {item.account_id} already exists", code="account_exists") from exc
+            raise
+        return item
+
+    def list_for_tenant(
+        self, tenant_id: str, *, status: ConnectionStatus | None, limit: int, cursor: str | None,
+        account_ids: tuple[str, ...] = (),
+    ) -> tuple[list[AccountItem], str | None]:
+        """Newest-first page of a tenant's live accounts, optionally by status and key scope."""
+        start = decode_cursor(cursor)
+        condition: Condition | None = AccountItem.deleted_at.does_not_exist()
+        if account_ids:
+            condition = condition & AccountItem.account_id.is_in(*account_ids)
+        items: list[AccountItem] = []
+        last: dict[str, Any] | None = start
+        # A filter can empty a page; keep reading until the page is full or the index is exhausted.
+        while True:
+            if status is not None:
+                result = AccountItem.tenant_status_index.query(
+                    f"{tenant_id}#{status.value}", filter_condition=condition, scan_index_forward=False,
+                    limit=limit - len(items), last_evaluated_key=last,
+                )
+            else:
+                result = AccountItem.tenant_index.query(
+                    tenant_id, filter_condition=condition, scan_index_forward=False,
+                    limit=limit - len(items), last_evaluated_key=last,
+                )
+            items.extend(result)
+            last = result.last_evaluated_key
+            if not last or len(items) >= limit:
+                return items, encode_cursor(last)
+
+    def update(self, item: AccountItem, actions: list[Any], expected_version: int | None = None) -> AccountItem:
+        """Apply update actions under optimistic locking (the item's loaded version)."""
+        if expected_version is not None and item.version != expected_version:
+            raise PreconditionFailed(
+                f"account version is {item.version}, not {expected_version}",
+                details={"current_version": item.version},
+            )
+        actions = [*actions, AccountItem.updated_at.set(utcnow())]
+        try:
+            item.update(actions=actions, condition=AccountItem.deleted_at.does_not_exist())
+        except UpdateError as exc:
+            if is_conditional(exc):
+                raise PreconditionFailed("account was changed concurrently; fetch it and retry") from exc
+            raise
+        return item
+
+    def request(self, item: AccountItem, build: Callable[[AccountItem], list[Any]]) -> AccountItem:
+        """An API write that must not fail on a concurrent host status write: rebuilt on a fresh read."""
+        for _ in range(5):
+            try:
+                return self.update(item, build(item))
+            except PreconditionFailed:
+                item = self.get(item.account_id)
+        return self.update(item, build(item))
+
+    def mark_deleted(self, item: AccountItem) -> None:
+        """Hide the account from every read and ask a host to log its device out and purge it.
+
+        The item stays as a tombstone until a host has logged the linked device out (or found none),
+        failed its pending messages and deleted its snapshot; a host then removes it for good.
+        """
+        self.request(item, lambda _: [
+            AccountItem.deleted_at.set(utcnow()), AccountItem.desired_state.set(DELETED),
+            AccountItem.pending_action.set("delete"), AccountItem.action_requested_at.set(utcnow())])
+
+    def delete(self, item: AccountItem) -> None:
+        """Remove the account item."""
+        try:
+            item.delete()
+        except DeleteError as exc:
+            if is_conditional(exc):
+                raise PreconditionFailed("account was changed concurrently; retry") from exc
+            raise
+
+    # --- what hosts do (every write fenced by the lease token) ---------------------------------------------
+
+    def needing_a_host(self) -> list[AccountItem]:
+        """Accounts a host must open: running ones, and ones to log out or purge (deleted included)."""
+        return [item for state in (RUNNING, LOGOUT, DELETED) for item in AccountItem.desired_state_index.query(state)]
+
+    def read(self, account_id: str) -> AccountItem | None:
+        """The item as stored, tombstones included (hosts finish deleting them)."""
+        try:
+            return AccountItem.get(account_id, consistent_read=True)
+        except DoesNotExist:
+            return None
+
+    def attach(self, account_id: str, host_id: str, token: int, inbox_url: str | None) -> AccountItem | None:
+        """Record the new owner and its token on the account; None if a newer owner got there first."""
+        item = AccountItem(account_id)
+        condition = AccountItem.account_id.exists() & (
+            AccountItem.lease_token.does_not_exist() | (AccountItem.lease_token < token))
+        actions: list[Action] = [AccountItem.host_id.set(host_id), AccountItem.lease_token.set(token),
+                   AccountItem.host_inbox.set(inbox_url) if inbox_url else AccountItem.host_inbox.remove()]
+        try:
+            item.update(actions=actions, condition=condition, add_version_condition=False)
+        except UpdateError as exc:
+            if is_conditional(exc):
+                return None
+            raise
+        return self.read(account_id)
+
+    def host_write(self, account_id: str, token: int,
+                   build: Callable[[AccountItem], list[Any] | None]) -> AccountItem | None:
+        """Apply `build(item)`'s actions while `token` still owns the account; LeaseLost when it does not.
+
+        The item is re-read and rebuilt when the API changed it meanwhile (its version moved on).
+        """
+        for _ in range(8):
+            item = self.read(account_id)
+            if item is None:
+                raise LeaseLost(account_id)
+            if item.lease_token is None or int(item.lease_token) != token:
+                raise LeaseLost(account_id)
+            actions = build(item)
+            if not actions:
+                return item
+            try:
+                item.update(actions=[*actions, AccountItem.updated_at.set(utcnow())],
+                            condition=AccountItem.lease_token == token)
+                return item
+            except UpdateError as exc:
+                if not is_conditional(exc):
+                    raise
+        raise DependencyFailure(f"account {account_id} kept changing; giving up this update")
+
+    def set_status(self, account_id: str, token: int, status: ConnectionStatus, reason: str | None,
+                   extra: list[Any] | None = None) -> AccountItem | None:
+        """Record a status transition (and the bounded history) unless the account is already there."""
+        def build(item: AccountItem) -> list[Any]:
+            actions = list(extra or [])
+            if item.connection_status != status.value:
+                actions += status_actions(item, status, reason)
+            return actions
+        return self.host_write(account_id, token, build)
+
+    def detach(self, account_id: str, token: int, status: ConnectionStatus | None, reason: str | None) -> None:
+        """The owner lets go: no host (and no inbox) on the item, and the status it leaves it in."""
+        def build(item: AccountItem) -> list[Any]:
+            actions = [AccountItem.host_id.remove(), AccountItem.host_inbox.remove(), AccountItem.qr.remove()]
+            if status is not None and item.connection_status != status.value:
+                actions += status_actions(item, status, reason)
+            return actions
+        with contextlib.suppress(LeaseLost):  # somebody else holds it already: nothing of ours to undo
+            self.host_write(account_id, token, build)
+
+    def clear_pending_action(self, account_id: str, token: int, requested_at: str | None,
+                             then: list[Any] | None = None) -> None:
+        """The owner did what was asked (unless a newer request arrived meanwhile)."""
+        def build(item: AccountItem) -> list[Any] | None:
+            if item.action_requested_at != requested_at or not item.pending_action:
+                return None
+            return [AccountItem.pending_action.remove(), *(then or [])]
+        self.host_write(account_id, token, build)
+
+    def purge(self, account_id: str, token: int) -> None:
+        """Remove a deleted account's tombstone once its device is logged out."""
+        try:
+            AccountItem(account_id).delete(condition=(AccountItem.lease_token == token)
+                                           & AccountItem.deleted_at.exists(), add_version_condition=False)
+        except DeleteError as exc:
+            if is_conditional(exc):
+                raise LeaseLost(account_id) from exc
+            raise
+
+    @staticmethod
+    def history_entry(from_status: str | None, to_status: str, reason: str | None) -> dict[str, Any]:
+        """A status-history element."""
+        return {"at": utcnow(), "from": from_status, "to": to_status, "reason": reason}
+
+
+RUNNING, STOPPED, LOGOUT, DELETED = "running", "stopped", "logout", "deleted"
+
+
+def status_actions(item: AccountItem, status: ConnectionStatus, reason: str | None) -> list[Any]:
+    """Update actions that move an account to `status` and record it in the bounded history."""
+    history = [*(item.status_history or []),
+               {"at": utcnow(), "from": item.connection_status, "to": status.value, "reason": reason}]
+    return [
+        AccountItem.connection_status.set(status.value),
+        AccountItem.tenant_status.set(f"{item.tenant_id}#{status.value}"),
+        AccountItem.status_reason.set(reason) if reason else AccountItem.status_reason.remove(),
+        AccountItem.status_history.set(history[-STATUS_HISTORY_LIMIT:]),
+    ]
+
+
+def plain(value: Any) -> Any:
+    """MapAttribute values as plain dicts/lists."""
+    if hasattr(value, "as_dict"):
+        return plain(value.as_dict())
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value

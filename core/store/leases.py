@@ -1,0 +1,134 @@
+"""Leases: which host drives an account, until when, under which fencing token; and the live hosts.
+
+A lease is `account#<id>` in the leases table: `owner`, `expires_at` (epoch ms) and `token`, which
+grows by one on every claim and never goes back (release only expires the lease). The token is also
+written on the account item when a host attaches, and every later host write about the account (status,
+QR, pairing code, message status, inbound) is conditional on it: a host that lost its lease cannot
+overwrite what the new owner wrote.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from pynamodb.exceptions import DeleteError, DoesNotExist, UpdateError
+from pynamodb.expressions.update import Action
+
+from core.store.conditions import is_conditional
+from core.store.tables import LeaseItem
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A lease this host holds."""
+
+    account_id: str
+    owner: str
+    token: int
+    expires_at: int
+    pending_from: str | None = None
+
+
+@dataclass(frozen=True)
+class HostInfo:
+    host_id: str
+    inbox_url: str | None
+    expires_at: int
+    pid: int | None
+    capacity: int
+    accounts: int
+
+    def alive(self, at_ms: int | None = None) -> bool:
+        return self.expires_at > (at_ms if at_ms is not None else now_ms())
+
+
+class LeaseRepository:
+    """Conditional writes on the leases table; a refused write means "someone else holds it"."""
+
+    @staticmethod
+    def _key(account_id: str) -> str:
+        return f"account#{account_id}"
+
+    def claim(self, account_id: str, host_id: str, ttl_seconds: float) -> Lease | None:
+        """Take the account if nobody holds it (or the lease expired); the token grows by one. None if held."""
+        now = now_ms()
+        item = LeaseItem(self._key(account_id))
+        condition = (LeaseItem.lease_id.does_not_exist() | (LeaseItem.expires_at < now)
+                     | (LeaseItem.owner == host_id))
+        try:
+            item.update(actions=[LeaseItem.owner.set(host_id), LeaseItem.expires_at.set(now + int(ttl_seconds * 1000)),
+                                 LeaseItem.token.add(1)], condition=condition)
+        except UpdateError as exc:
+            if is_conditional(exc):
+                return None
+            raise
+        return Lease(account_id, host_id, int(item.token), int(item.expires_at), item.pending_from)
+
+    def renew(self, lease: Lease, ttl_seconds: float, pending_from: str | None = None) -> Lease | None:
+        """Extend a lease this host still holds under the same token; None when it was lost.
+        `pending_from` records where the owner's outbox scan starts, for whoever owns it next."""
+        item = LeaseItem(self._key(lease.account_id))
+        expires = now_ms() + int(ttl_seconds * 1000)
+        actions: list[Action] = [LeaseItem.expires_at.set(expires)]
+        if pending_from:
+            actions.append(LeaseItem.pending_from.set(pending_from))
+        try:
+            item.update(actions=actions,
+                        condition=(LeaseItem.owner == lease.owner) & (LeaseItem.token == lease.token))
+        except UpdateError as exc:
+            if is_conditional(exc):
+                return None
+            raise
+        return Lease(lease.account_id, lease.owner, lease.token, expires, pending_from or lease.pending_from)
+
+    def release(self, lease: Lease) -> bool:
+        """Expire the lease now so another host can claim it at once (the token is kept: it only grows)."""
+        item = LeaseItem(self._key(lease.account_id))
+        try:
+            item.update(actions=[LeaseItem.expires_at.set(0)],
+                        condition=(LeaseItem.owner == lease.owner) & (LeaseItem.token == lease.token))
+        except UpdateError as exc:
+            if is_conditional(exc):
+                return False
+            raise
+        return True
+
+    def holder(self, account_id: str) -> Lease | None:
+        """The live lease of an account, or None when nobody holds it."""
+        try:
+            item = LeaseItem.get(self._key(account_id), consistent_read=True)
+        except DoesNotExist:
+            return None
+        if not item.owner or int(item.expires_at) <= now_ms():
+            return None
+        return Lease(account_id, item.owner, int(item.token), int(item.expires_at))
+
+    # --- hosts ------------------------------------------------------------------------------------------
+
+    def register_host(self, host_id: str, inbox_url: str | None, pid: int, capacity: int, accounts: int,
+                      ttl_seconds: float) -> None:
+        """Announce (or keep announcing) a live host; the registration expires unless renewed."""
+        expires = now_ms() + int(ttl_seconds * 1000)
+        LeaseItem(f"host#{host_id}", owner=host_id, inbox_url=inbox_url, pid=pid, capacity=capacity,
+                  accounts=accounts, expires_at=expires, ttl=expires // 1000 + 86400).save()
+
+    def hosts(self) -> list[HostInfo]:
+        """Every registered host, live or not (a small scan: hosts are few)."""
+        return [HostInfo(i.lease_id.removeprefix("host#"), i.inbox_url, int(i.expires_at),
+                         int(i.pid) if i.pid else None, int(i.capacity or 0), int(i.accounts or 0))
+                for i in LeaseItem.scan(LeaseItem.lease_id.startswith("host#"))]
+
+    def forget_host(self, host: HostInfo) -> bool:
+        """Remove a registration that is still the expired one we saw (another host may be cleaning too)."""
+        try:
+            LeaseItem(f"host#{host.host_id}").delete(condition=LeaseItem.expires_at == host.expires_at)
+        except DeleteError as exc:
+            if is_conditional(exc):
+                return False
+            raise
+        return True

@@ -1,0 +1,216 @@
+"""Message storage (also the outbox hosts drain) and idempotency records."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Any
+
+from pynamodb.connection import Connection
+from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
+from pynamodb.expressions.condition import Condition
+from pynamodb.transactions import TransactWrite
+
+from core.errors import Conflict, LeaseLost, NotFound
+from core.models.common import utcnow
+from core.models.messages import STATUS_RANK, MessageStatus
+from core.store.conditions import decode_cursor, encode_cursor, is_conditional
+from core.store.tables import AccountItem, IdempotencyItem, MessageItem
+
+PENDING = frozenset({MessageStatus.QUEUED, MessageStatus.SENDING})
+PENDING_SHARDS = 4
+
+
+def pending_shard(message_id: str) -> str:
+    """Spreads the sparse pending index over a few partitions (no hot key on AWS)."""
+    return str(int(hashlib.sha256(message_id.encode()).hexdigest()[:8], 16) % PENDING_SHARDS)
+
+
+def _fence_ok(token: int | None) -> Condition | None:
+    """A host write is allowed unless a newer owner (higher lease token) already wrote the message."""
+    if token is None:
+        return None
+    condition: Condition = MessageItem.fence.does_not_exist() | (MessageItem.fence <= token)
+    return condition
+
+
+class MessageRepository:
+    """Messages of an account, newest first; the outbound ones are also the outbox hosts drain."""
+
+    def get(self, account_id: str, message_id: str) -> MessageItem:
+        try:
+            return MessageItem.get(account_id, message_id, consistent_read=True)
+        except DoesNotExist:
+            raise NotFound(f"message {message_id} not found", code="message_not_found") from None
+
+    def find(self, account_id: str, message_id: str) -> MessageItem | None:
+        try:
+            return MessageItem.get(account_id, message_id, consistent_read=True)
+        except DoesNotExist:
+            return None
+
+    def create(self, item: MessageItem) -> None:
+        """Insert; an existing id is a conflict (the caller decides whether that is a replay)."""
+        if item.status in PENDING:
+            item.pending_shard = pending_shard(item.message_id)
+        try:
+            item.save(condition=MessageItem.message_id.does_not_exist())
+        except PutError as exc:
+            if is_conditional(exc):
+                raise Conflict(f"message {item.message_id} exists", code="message_exists") from exc
+            raise
+
+    def list_page(
+        self, account_id: str, *, direction: str | None, limit: int, cursor: str | None
+    ) -> tuple[list[MessageItem], str | None]:
+        """Newest-first page, optionally one direction."""
+        condition = MessageItem.direction == direction if direction else None
+        items: list[MessageItem] = []
+        last = decode_cursor(cursor)
+        while True:
+            result = MessageItem.query(
+                account_id, filter_condition=condition, scan_index_forward=False,
+                limit=limit - len(items), last_evaluated_key=last,
+            )
+            items.extend(result)
+            last = result.last_evaluated_key
+            if not last or len(items) >= limit:
+                return items, encode_cursor(last)
+
+    # --- the outbox ---------------------------------------------------------------------------------------
+
+    def pending(self, account_id: str, since_id: str, limit: int = 50) -> list[MessageItem]:
+        """An account's outbound messages not yet handed over (queued) or not yet confirmed (sending),
+        oldest first, from `since_id` on (a key-range read of the account's own partition)."""
+        condition = MessageItem.status.is_in(*[s.value for s in PENDING])
+        return list(MessageItem.query(account_id, MessageItem.message_id >= since_id, filter_condition=condition,
+                                      consistent_read=True, scan_index_forward=True, limit=limit))
+
+    def stale_pending(self, before_id: str) -> list[tuple[str, str]]:
+        """(account_id, message_id) of messages still pending that were created before `before_id`."""
+        keys: list[tuple[str, str]] = []
+        for shard in range(PENDING_SHARDS):
+            for item in MessageItem.pending_index.query(str(shard), MessageItem.message_id < before_id):
+                keys.append((item.account_id, item.message_id))
+        return keys
+
+    def transition(
+        self, item: MessageItem, status: MessageStatus, *, allowed_from: set[MessageStatus] | frozenset[MessageStatus],
+        reason: str | None = None, extra: list[Any] | None = None, token: int | None = None,
+    ) -> bool:
+        """Move to `status` only if the stored status is one of `allowed_from` (and, for a host, its lease
+        token is not older than the message's fence); False if it was not."""
+        now = utcnow()
+        actions: list[Any] = [
+            MessageItem.status.set(status.value),
+            MessageItem.updated_at.set(now),
+            MessageItem.status_history.set(
+                MessageItem.status_history.append([{"status": status.value, "at": now, "reason": reason}])
+            ),
+            *(extra or []),
+        ]
+        if status not in PENDING:
+            actions.append(MessageItem.pending_shard.remove())
+        if token is not None:
+            actions.append(MessageItem.fence.set(token))
+        condition = MessageItem.status.is_in(*[s.value for s in allowed_from])
+        fence = _fence_ok(token)
+        if fence is not None:
+            condition = condition & fence
+        try:
+            item.update(actions=actions, condition=condition)
+        except UpdateError as exc:
+            if is_conditional(exc):
+                return False
+            raise
+        return True
+
+    def mark_sending(self, item: MessageItem, wa_message_id: str, token: int) -> bool:
+        """queued → sending, fenced: only the owner moves a message on; False if it was not queued."""
+        return self.transition(item, MessageStatus.SENDING, allowed_from={MessageStatus.QUEUED},
+                               extra=[MessageItem.wa_message_id.set(wa_message_id)], token=token)
+
+    def count_attempt(self, item: MessageItem, token: int) -> bool:
+        """One more hand-over to WhatsApp Web (only real attempts count; waiting does not)."""
+        try:
+            item.update(actions=[MessageItem.attempts.add(1), MessageItem.fence.set(token)],
+                        condition=MessageItem.status.is_in(MessageStatus.SENDING.value) & _fence_ok(token))
+        except UpdateError as exc:
+            if is_conditional(exc):
+                return False
+            raise
+        return True
+
+    def set_wa_id(self, item: MessageItem, wa_message_id: str, token: int) -> bool:
+        try:
+            item.update(actions=[MessageItem.wa_message_id.set(wa_message_id)], condition=_fence_ok(token))
+        except UpdateError as exc:
+            if is_conditional(exc):
+                return False
+            raise
+        return True
+
+    def advance(self, item: MessageItem, status: MessageStatus, token: int | None, reason: str | None = None) -> bool:
+        """Move an outbound message forward to `status` (sent, delivered, read); acks never move it back."""
+        earlier = {s for s, rank in STATUS_RANK.items() if rank < STATUS_RANK[status]}
+        return self.transition(item, status, allowed_from=earlier, reason=reason or f"ack {status.value}",
+                               token=token)
+
+    def fail(self, item: MessageItem, code: str, message: str, token: int | None = None,
+             allowed_from: frozenset[MessageStatus] = PENDING) -> bool:
+        """Terminal failure with a machine-readable reason, only from a non-terminal status."""
+        return self.transition(item, MessageStatus.FAILED, allowed_from=allowed_from, reason=code,
+                               extra=[MessageItem.error_code.set(code), MessageItem.error_message.set(message[:2000])],
+                               token=token)
+
+    def by_wa_id(self, wa_message_id: str) -> MessageItem | None:
+        for item in MessageItem.wa_message_index.query(wa_message_id, limit=1):
+            return self.find(item.account_id, item.message_id)
+        return None
+
+    def record_inbound(self, item: MessageItem, account_id: str, token: int) -> bool:
+        """Store an inbound message once (its id is deterministic), only while `token` still owns the account."""
+        try:
+            connection = Connection(region=MessageItem.Meta.region, host=MessageItem.Meta.host)
+            with TransactWrite(connection=connection) as tx:
+                tx.condition_check(AccountItem, account_id, condition=AccountItem.lease_token == token)
+                tx.save(item, condition=MessageItem.message_id.does_not_exist())
+        except TransactWriteError as exc:
+            reasons = [getattr(r, "code", None) for r in (getattr(exc, "cancellation_reasons", None) or [])]
+            if reasons and reasons[0] == "ConditionalCheckFailed":
+                raise LeaseLost(account_id) from exc
+            if is_conditional(exc):
+                return False
+            raise
+        return True
+
+    @staticmethod
+    def expiry(ttl_days: int) -> int:
+        return int(time.time()) + ttl_days * 86400
+
+
+class IdempotencyRepository:
+    """Idempotency-Key records: the first request with a key wins."""
+
+    def claim(self, record_id: str, message_id: str, body_hash: str, ttl_hours: int) -> IdempotencyItem | None:
+        """Store the record; return the existing one instead when the key was used before."""
+        item = IdempotencyItem(record_id, message_id=message_id, body_hash=body_hash,
+                               expiration=int(time.time()) + ttl_hours * 3600)
+        try:
+            item.save(condition=IdempotencyItem.id.does_not_exist())
+            return None
+        except PutError as exc:
+            if not is_conditional(exc):
+                raise
+        try:
+            existing = IdempotencyItem.get(record_id, consistent_read=True)
+        except DoesNotExist:  # expired between the two calls: treat as new
+            return self.claim(record_id, message_id, body_hash, ttl_hours)
+        if existing.expiration < time.time():
+            existing.delete()
+            return self.claim(record_id, message_id, body_hash, ttl_hours)
+        return existing
+
+    def release(self, record_id: str) -> None:
+        """Forget a key whose request failed, so a retry with it starts afresh."""
+        IdempotencyItem(record_id).delete()

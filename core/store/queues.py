@@ -1,0 +1,135 @@
+"""Queues: host inboxes and the control queue (nudges), the events queue and dead letters."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from core.aws import client
+from core.ids import new_id
+from core.models.common import utcnow
+from core.models.events import Event, EventType
+from core.observability import logger
+
+
+def inbox_name(prefix: str, host_id: str) -> str:
+    """The SQS name of a host's inbox (80 characters of letters, digits, - and _ at most)."""
+    return (prefix + re.sub(r"[^A-Za-z0-9_-]", "-", host_id))[:80]
+
+
+class Nudges:
+    """"Look at this account now": to the owner's inbox, or to the control queue when no host holds it.
+
+    A nudge carries no state (the account and message items are the truth), so losing one costs the
+    next reconcile or sweep pass, never a message or a command.
+    """
+
+    def __init__(self, control_queue_url: str) -> None:
+        self.control_queue_url = control_queue_url
+
+    def send(self, account_id: str, reason: str, inbox_url: str | None) -> bool:
+        """True when the nudge was queued; failures are logged, not raised."""
+        url = inbox_url or self.control_queue_url
+        if not url:
+            return False
+        try:
+            client("sqs").send_message(QueueUrl=url, MessageBody=json.dumps({"account_id": account_id,
+                                                                             "reason": reason}))
+        except (ClientError, BotoCoreError) as exc:
+            logger.warning("nudge not sent; the host finds the work on its next pass",
+                           extra={"account_id": account_id, "reason": reason, "error": type(exc).__name__})
+            return False
+        return True
+
+
+class HostInbox:
+    """A host's own queue: nudges for the accounts it holds. Created at start, deleted at a clean exit."""
+
+    def __init__(self, prefix: str, host_id: str) -> None:
+        self.name = inbox_name(prefix, host_id)
+        self.url: str | None = None
+
+    def create(self) -> str:
+        response = client("sqs").create_queue(QueueName=self.name, Attributes={
+            "MessageRetentionPeriod": "3600", "VisibilityTimeout": "30", "SqsManagedSseEnabled": "true"})
+        self.url = str(response["QueueUrl"])
+        return self.url
+
+    def delete(self) -> None:
+        if self.url:
+            delete_queue(self.url)
+
+    def receive(self, wait_seconds: int, queue_url: str | None = None) -> list[dict[str, Any]]:
+        """Nudges from this inbox (or from `queue_url`, e.g. the control queue), deleted on receipt."""
+        url = queue_url or self.url
+        if not url:
+            return []
+        sqs = client("sqs")
+        response = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_seconds)
+        messages = list(response.get("Messages", []))
+        if messages:
+            sqs.delete_message_batch(QueueUrl=url, Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])
+        nudges = []
+        for message in messages:
+            try:
+                body = json.loads(message["Body"])
+            except ValueError:
+                continue
+            if isinstance(body, dict) and isinstance(body.get("account_id"), str):
+                nudges.append(body)
+        return nudges
+
+
+def delete_queue(url: str) -> None:
+    """Delete a host inbox (ours at exit, or a dead host's); a queue that is already gone is fine."""
+    try:
+        client("sqs").delete_queue(QueueUrl=url)
+    except ClientError as exc:
+        if "NonExistentQueue" not in str(exc):
+            raise
+
+
+class EventBus:
+    """Publishes events to the events queue (webhooks and the WebSocket API read it)."""
+
+    def __init__(self, queue_url: str) -> None:
+        self.queue_url = queue_url
+
+    def publish(self, kind: EventType, account_id: str, tenant_id: str, payload: dict[str, Any],
+                correlation_id: str | None = None) -> Event:
+        event = Event(event_id=new_id("evt"), type=kind, occurred_at=utcnow(), account_id=account_id,
+                      tenant_id=tenant_id, correlation_id=correlation_id, payload=payload)
+        if self.queue_url:
+            client("sqs").send_message(
+                QueueUrl=self.queue_url, MessageBody=event.model_dump_json(),
+                MessageAttributes={"type": {"DataType": "String", "StringValue": kind.value},
+                                   "account_id": {"DataType": "String", "StringValue": account_id}},
+            )
+        return event
+
+
+class DeadLetters:
+    """Sends a rejected queue message to a DLQ with the reason attached."""
+
+    def __init__(self, queue_url: str) -> None:
+        self.queue_url = queue_url
+
+    def send(self, body: str, code: str, details: Any) -> None:
+        text = json.dumps(details, default=str)[:4000]
+        params: dict[str, Any] = {
+            "QueueUrl": self.queue_url,
+            "MessageBody": body or "<empty>",
+            "MessageAttributes": {
+                "error_code": {"DataType": "String", "StringValue": code},
+                "error_details": {"DataType": "String", "StringValue": text or "-"},
+            },
+        }
+        if self.queue_url.endswith(".fifo"):
+            params["MessageGroupId"] = "rejected"
+            params["MessageDeduplicationId"] = hashlib.sha256(body.encode()).hexdigest()
+        client("sqs").send_message(**params)

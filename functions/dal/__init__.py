@@ -1,1 +1,0 @@
-"""Data access: DynamoDB through PynamoDB, SQS and S3 behind small repositories."""

@@ -1,1 +1,0 @@
-"""Cross-cutting pieces every function uses: settings, observability, AWS clients, errors."""
