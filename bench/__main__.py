@@ -5,7 +5,8 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ["bench.control_plane", "bench.migration_bench", "bench.snapshots", "bench.browser_host"]
+BENCHMARKS = ["bench.control_plane", "bench.migration_bench", "bench.snapshots", "bench.browser_host",
+              "bench.density"]
 
 
 def main() -> int:

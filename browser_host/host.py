@@ -127,7 +127,7 @@ class BrowserHost:
         claims = free[:max(0, room)]
         if claims:
             await asyncio.gather(*(self._claim(a) for a in claims))
-        elif self.config.rebalance and len(self.runners) > share + 1:
+        elif self.config.rebalance and len(self.runners) > share:
             await self._hand_over(len(self.runners) - share)
         for host in hosts:
             if not host.alive(now - int(3 * ttl * 1000)) and host.host_id != self.config.host_id:
@@ -250,8 +250,10 @@ class BrowserHost:
                                           iso_in(PAIRING_TTL_SECONDS))
 
     async def _hand_over(self, count: int) -> None:
-        """Another host joined: give it accounts (snapshot, release) a few at a time."""
-        for runner in list(self.runners.values())[-min(count, self.config.open_concurrency):]:
+        """Another host joined: give it linked accounts (snapshot, release) a few at a time. Accounts showing a
+        QR stay: someone may be scanning it."""
+        movable = [r for r in self.runners.values() if r.status is S.WORKING and not r.failed]
+        for runner in movable[-min(count, self.config.open_concurrency):]:
             log.info("account %s: handed over to balance the fleet", runner.account_id)
             self.runners.pop(runner.account_id, None)
             await runner.stop(reason="handed over to another host", final_status=S.STARTING, hand_over=True)

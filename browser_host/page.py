@@ -57,6 +57,9 @@ class WhatsAppPage:
     def __init__(self, page: Page, send_timeout: float) -> None:
         self.page = page
         self.send_timeout = send_timeout
+        # Sends the page has not answered yet: WhatsApp Web may still carry them out (a new chat waits for the
+        # network, for instance), so they are awaited again, never repeated and never given up on.
+        self._inflight: dict[str, asyncio.Task[Any]] = {}
 
     @property
     def closed(self) -> bool:
@@ -119,12 +122,23 @@ class WhatsAppPage:
         try:
             ack = await self.find(serialized)
             if ack is None:
-                await before_send()
-                attempted = True
-                text = envelope["text"]
-                result = await asyncio.wait_for(self.page.evaluate(
-                    bridge.SEND_TEXT, [chat_id(to), text["body"], wa_message_id(message_id),
-                                       bool(text.get("preview_url"))]), timeout)
+                task = self._inflight.get(serialized)
+                if task is None:
+                    await before_send()
+                    attempted = True
+                    text = envelope["text"]
+                    task = asyncio.ensure_future(self.page.evaluate(
+                        bridge.SEND_TEXT, [chat_id(to), text["body"], wa_message_id(message_id),
+                                           bool(text.get("preview_url"))]))
+                    task.add_done_callback(_retrieve)
+                    self._inflight[serialized] = task
+                try:
+                    result = await asyncio.wait_for(asyncio.shield(task), timeout)
+                except TimeoutError:
+                    return Delivery(serialized, attempted, None)  # still with WhatsApp Web: not a failure
+                finally:
+                    if task.done():
+                        self._inflight.pop(serialized, None)
                 error = result.get("error")
                 if error:
                     if error.get("code") in bridge.PERMANENT_ERRORS:
@@ -140,3 +154,9 @@ class WhatsAppPage:
         except PlaywrightError as exc:
             raise TransientSendError(str(exc).splitlines()[0][:300]) from exc
         return Delivery(serialized, attempted, ack)
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    """A send whose page closed meanwhile fails with nobody awaiting it: that is expected, not an error."""
+    if not task.cancelled():
+        task.exception()

@@ -43,6 +43,10 @@ class PageLink(Protocol):
 
     def linked(self, phone: str, device_id: int) -> None: ...
 
+    async def probe(self, timeout: float) -> bool: ...
+
+    def replace(self) -> None: ...
+
 
 def normalize_phone(value: object) -> str:
     """Digits of a phone number or wid user (`+1 555-123`, `1555@c.us` -> `1555`)."""
@@ -63,6 +67,8 @@ class Device:
     linked_at: float
     #: Durable frames (fid -> frame) the device has not confirmed yet: WhatsApp's offline queue.
     pending: dict[int, Frame] = field(default_factory=dict)
+    #: Times a login of this device replaced another live connection of it ("conflict").
+    conflicts: int = 0
 
 
 @dataclass
@@ -222,6 +228,12 @@ class Network:
                 page.phone = page.device_id = None
         return len(ids)
 
+    def record_conflict(self, phone: str, device_id: int) -> None:
+        """A login of a device replaced a live connection of the same device."""
+        device = self.device(phone, device_id)
+        if device is not None:
+            device.conflicts += 1
+
     def device(self, phone: str, device_id: int) -> Device | None:
         """A linked device, if the number still has it."""
         account = self.accounts.get(phone)
@@ -328,10 +340,12 @@ class Network:
         for acc in self.accounts.values():
             devices = [{"device_id": d.device_id, "linked_at": d.linked_at,
                         "online": bool(self.online_pages(acc.phone, d.device_id)),
-                        "pending_frames": len(d.pending)} for d in acc.devices.values()]
+                        "pending_frames": len(d.pending), "conflicts": d.conflicts}
+                       for d in acc.devices.values()]
             out.append({"phone_number": acc.phone, "wid": f"{acc.phone}@c.us", "push_name": acc.push_name,
                         "linked": bool(acc.devices), "online": any(d["online"] for d in devices),
-                        "network": acc.network, "devices": devices})
+                        "network": acc.network, "conflicts": sum(d["conflicts"] for d in devices),
+                        "devices": devices})
         return out
 
     def pending_pages_json(self) -> list[Frame]:

@@ -17,6 +17,12 @@ from aiohttp import WSMsgType, web
 from .network import Frame, Network, SimError, normalize_phone
 
 log = logging.getLogger(__name__)
+#: WebSocket close code of a connection replaced by a newer login of the same device ("conflict").
+CLOSE_REPLACED = 4002
+#: How long a login waits for the device's older connection to answer a liveness probe (plus the
+#: account's latency both ways). A page that answers is live: it is replaced and a conflict counted.
+PROBE_TIMEOUT = 1.5
+_CLOSE = {"type": "__close__"}  # sender-queue marker: close the socket after the frames before it
 
 
 class PageSession:
@@ -36,6 +42,7 @@ class PageSession:
         self._out: asyncio.Queue[tuple[float, Frame]] = asyncio.Queue()
         self._rotation: asyncio.Task[None] | None = None
         self._dropped = False
+        self._probes: dict[str, asyncio.Future[bool]] = {}
 
     # -- PageLink -----------------------------------------------------------------------------
     def send(self, frame: Frame) -> None:
@@ -49,10 +56,44 @@ class PageSession:
         """Cut the connection (network down, reset); the page will try to reconnect."""
         if self._dropped:
             return
+        self._gone()
+        asyncio.get_running_loop().create_task(self._ws.close(code=code, message=reason.encode()))
+
+    async def probe(self, timeout: float) -> bool:
+        """Whether the page behind this connection answers now (False: closed, gone or hung)."""
+        if self._dropped:
+            return False
+        token = secrets.token_hex(4)
+        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._probes[token] = fut
+        self.send({"type": "probe", "id": token})
+        try:
+            return await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            return False
+        finally:
+            self._probes.pop(token, None)
+
+    def replace(self) -> None:
+        """A newer connection of the same device logged in: tell the page, then close (no reconnect).
+
+        Frames queued before go out first (receipts of sends the server took); later ones are dropped.
+        """
+        if self._dropped:
+            return
+        self.send({"type": "conflict", "reason": "replaced"})
+        self._gone()
+        loop = asyncio.get_running_loop()
+        self._out.put_nowait((loop.time() + self.network.latency_for(self.phone), _CLOSE))
+
+    def _gone(self) -> None:
+        """Stop serving this connection: off the network, no more frames either way."""
         self._dropped = True
         self.network.pages.pop(self.page_id, None)
         self._stop_rotation()
-        asyncio.get_running_loop().create_task(self._ws.close(code=code, message=reason.encode()))
+        for fut in self._probes.values():
+            if not fut.done():
+                fut.set_result(False)
 
     def linked(self, phone: str, device_id: int) -> None:
         """The page is now logged in as `phone`/`device_id`."""
@@ -77,11 +118,9 @@ class PageSession:
                     await asyncio.sleep(latency)
                 if self._dropped:
                     break
-                self._dispatch(msg.data)
+                await self._dispatch(msg.data)
         finally:
-            self._dropped = True
-            self.network.pages.pop(self.page_id, None)
-            self._stop_rotation()
+            self._gone()
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sender
@@ -94,17 +133,23 @@ class PageSession:
             if delay > 0:
                 await asyncio.sleep(delay)
             try:
+                if frame is _CLOSE:
+                    await self._ws.close(code=CLOSE_REPLACED, message=b"replaced by a newer login")
+                    return
                 await self._ws.send_str(json.dumps(frame))
             except (ConnectionError, RuntimeError):
                 return
 
-    def _dispatch(self, raw: str) -> None:
+    async def _dispatch(self, raw: str) -> None:
+        frame: dict[str, Any] = {}
         try:
-            frame: dict[str, Any] = json.loads(raw)
+            frame = json.loads(raw)
             handler = getattr(self, f"_on_{frame.get('type')}", None)
             if handler is None:
                 raise SimError(400, "unknown_frame", f"unknown frame type {frame.get('type')!r}")
-            handler(frame)
+            result = handler(frame)
+            if asyncio.iscoroutine(result):
+                await result
         except SimError as exc:
             self.send({"type": "error", "req": frame.get("req"), "code": exc.code, "message": exc.message})
         except (ValueError, KeyError, TypeError) as exc:
@@ -135,9 +180,10 @@ class PageSession:
         self.send({"type": "qr_idle"})
 
     # -- frames from the page -----------------------------------------------------------------
-    def _on_login(self, frame: Frame) -> None:
+    async def _on_login(self, frame: Frame) -> None:
         phone = normalize_phone(frame["wid"])
-        device = self.network.device(phone, int(frame["device_id"]))
+        device_id = int(frame["device_id"])
+        device = self.network.device(phone, device_id)
         if device is None:
             self.send({"type": "login_failed", "reason": "device_removed"})
             return
@@ -145,14 +191,51 @@ class PageSession:
         if not hmac.compare_digest(expected, str(frame.get("proof", ""))):
             self.send({"type": "login_failed", "reason": "bad_credentials"})
             return
+        await self._take_over(phone, device_id)
+        # Checked again after waiting: the device, the network or this page may have changed.
+        device = self.network.device(phone, device_id)
+        if self._dropped:
+            return
+        if device is None:
+            self.send({"type": "login_failed", "reason": "device_removed"})
+            return
         if self.network.accounts[phone].network == "down":
             self.drop(4000, "network down")
             return
+        # No await from the last _take_over check to here: one live connection per device.
         self.linked(phone, device.device_id)
         self.send({"type": "login_ok", "wid": f"{phone}@c.us", "device_id": device.device_id,
                    "push_name": self.network.accounts[phone].push_name})
         for fid in sorted(device.pending):
             self.send(device.pending[fid])
+
+    async def _take_over(self, phone: str, device_id: int) -> None:
+        """One linked device has one live connection: replace the device's other connections.
+
+        Each older connection is probed first. One that answers is a live page (another tab or host
+        with the same credentials): that is a conflict, counted on the device. One that closes or
+        stays silent (a reloaded, closed or crashed page whose socket has not closed yet) is just
+        replaced, without counting.
+        """
+        while True:
+            if self._dropped or phone not in self.network.accounts:
+                return
+            others = [p for p in self.network.online_pages(phone, device_id) if p is not self]
+            if not others:
+                return
+            timeout = PROBE_TIMEOUT + 2 * self.network.latency_for(phone)
+            answers = await asyncio.gather(*(p.probe(timeout) for p in others))
+            for page, alive in zip(others, answers, strict=True):
+                if page.page_id not in self.network.pages:
+                    continue  # closed meanwhile: it was gone
+                if alive:
+                    self.network.record_conflict(phone, device_id)
+                    log.info("device %s:%s logged in again: page %s replaced (conflict)",
+                             phone, device_id, page.page_id)
+                else:
+                    log.info("device %s:%s logged in again: silent page %s replaced (not a conflict)",
+                             phone, device_id, page.page_id)
+                page.replace()
 
     def _on_qr_request(self, frame: Frame) -> None:
         if self.phone is None:
@@ -208,3 +291,8 @@ class PageSession:
 
     def _on_ping(self, frame: Frame) -> None:
         self.send({"type": "pong", "req": frame.get("req")})
+
+    def _on_probe_ack(self, frame: Frame) -> None:
+        fut = self._probes.get(str(frame.get("id")))
+        if fut is not None and not fut.done():
+            fut.set_result(True)

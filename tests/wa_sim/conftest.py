@@ -6,6 +6,7 @@ import json
 import time
 import urllib.error
 import urllib.request
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ BUSINESS = "15551234567"
 CONTACT = "15550001111"
 EVENTS = [
     "conn.auth_code_change", "conn.authenticated", "conn.main_ready", "conn.main_loaded", "conn.logout",
-    "conn.logout_reason", "conn.qrcode_idle", "conn.online", "conn.require_auth",
+    "conn.logout_reason", "conn.qrcode_idle", "conn.online", "conn.require_auth", "conn.stream_mode_changed",
     "chat.new_message", "chat.msg_ack_change",
 ]
 # Registered from DOMContentLoaded: the sim boots after it, so no event is missed.
@@ -98,8 +99,16 @@ class SimPage:
 
     def auth_code(self) -> dict[str, Any]:
         self.page.wait_for_function("WPP.isFullReady")
-        self.page.wait_for_function("async () => !!(await WPP.conn.getAuthCode())", polling=50)
-        code: dict[str, Any] = self.wpp("WPP.conn.getAuthCode()")
+        # Polled from here: wait_for_function does not await a predicate's promise.
+        code: dict[str, Any] | None = None
+
+        def shown() -> bool:
+            nonlocal code
+            code = self.wpp("WPP.conn.getAuthCode()")
+            return code is not None
+
+        self.eventually(shown)
+        assert code is not None
         return code
 
 
@@ -146,12 +155,28 @@ def browser(playwright: Any) -> Iterator[Any]:
     b.close()
 
 
+# Per context: its pages that capture events (the binding is per context, events go to their page).
+_CAPTURING: weakref.WeakKeyDictionary[Any, dict[Any, SimPage]] = weakref.WeakKeyDictionary()
+
+
 def attach(context: Any, url: str) -> SimPage:
-    """Install event capture on `context`, open the simulator page and return it."""
-    sp = SimPage(page=None)
-    context.expose_binding("__simEvent", lambda _src, name, payload: sp.events.append((name, payload)))
-    context.add_init_script(CAPTURE_SCRIPT)
-    sp.page = context.pages[0] if context.pages else context.new_page()
+    """Open the simulator page in `context` with event capture and return it.
+
+    Called again with the same context it opens another tab there (same storage: same credentials).
+    """
+    pages = _CAPTURING.get(context)
+    if pages is None:
+        pages = _CAPTURING[context] = {}
+
+        def deliver(src: dict[str, Any], name: str, payload: Any) -> None:
+            target = pages.get(src["page"])
+            if target is not None:
+                target.events.append((name, payload))
+
+        context.expose_binding("__simEvent", deliver)
+        context.add_init_script(CAPTURE_SCRIPT)
+    page = next((p for p in context.pages if p not in pages), None) or context.new_page()
+    sp = pages[page] = SimPage(page=page)
     sp.page.goto(url)
     sp.page.wait_for_function("window.WPP && WPP.isFullReady")
     return sp

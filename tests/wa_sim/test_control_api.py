@@ -6,6 +6,8 @@ import asyncio
 import hashlib
 import hmac
 import json
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import aiohttp
@@ -13,6 +15,15 @@ import aiohttp
 from infra.wa_sim import AsyncWaSim, SimConfig
 
 BUSINESS = "15551234567"
+
+
+def run_in_thread(scenario: Callable[[], Awaitable[None]]) -> None:
+    """asyncio.run in a worker thread: the Playwright fixtures keep a loop running in this one."""
+    async def main() -> None:
+        await scenario()
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, main()).result()
 
 
 class FakePage:
@@ -106,7 +117,7 @@ async def _scenario() -> None:
 
 
 def test_control_api_and_protocol() -> None:
-    asyncio.run(_scenario())
+    run_in_thread(_scenario)
 
 
 def test_two_simulators_in_one_process() -> None:
@@ -116,3 +127,85 @@ def test_two_simulators_in_one_process() -> None:
         assert a.port != b.port
         a.reset()
         assert a.url.startswith("http://127.0.0.1:")
+
+
+async def _conflict_scenario() -> None:
+    sim = AsyncWaSim(SimConfig(port=0, qr_interval=30))
+    base = await sim.start()
+    ws_url = base.replace("http", "ws") + "/ws"
+    try:
+        async with aiohttp.ClientSession() as http:
+            async def accounts() -> list[dict[str, Any]]:
+                async with http.get(base + "/sim/accounts") as res:
+                    return list((await res.json())["accounts"])
+
+            async def login(ws: aiohttp.ClientWebSocketResponse, secret: bytes) -> FakePage:
+                page = FakePage(ws)
+                nonce = bytes.fromhex((await page.recv("challenge"))["nonce"])
+                proof = hmac.new(secret, nonce, hashlib.sha256).hexdigest()
+                await page.send(type="login", wid=f"{BUSINESS}@c.us", device_id=1, proof=proof)
+                return page
+
+            async def replaced(ws: aiohttp.ClientWebSocketResponse) -> list[str]:
+                """Frame types until the server closes the socket; the close code must say "replaced"."""
+                types = []
+                while (msg := await ws.receive(timeout=5)).type == aiohttp.WSMsgType.TEXT:
+                    types.append(json.loads(msg.data)["type"])
+                assert ws.close_code == 4002, (msg, ws.close_code)
+                return types
+
+            async with http.ws_connect(ws_url) as ws_a:
+                a = FakePage(ws_a)
+                await a.recv("challenge")
+                await a.send(type="qr_request")
+                ref = (await a.recv("ref"))["ref"]
+                async with http.post(base + "/sim/link", json={"qr": ref, "phone_number": BUSINESS}) as res:
+                    assert res.status == 200
+                secret = bytes.fromhex((await a.recv("paired"))["secret"])
+                assert (await accounts())[0]["conflicts"] == 0
+
+                # B logs in with A's credentials while A is live (A answers the probe): a conflict.
+                async with http.ws_connect(ws_url) as ws_b:
+                    b = await login(ws_b, secret)
+                    probe = await a.recv("probe")
+                    await a.send(type="probe_ack", id=probe["id"])
+                    assert await replaced(ws_a) == ["conflict"]
+                    await b.recv("login_ok")
+                    [acc] = await accounts()
+                    assert (acc["conflicts"], acc["devices"][0]["conflicts"], acc["online"]) == (1, 1, True)
+
+                    # C logs in while B is silent (a hung or dying page): replaced, not counted.
+                    async with http.ws_connect(ws_url) as ws_c:
+                        c = await login(ws_c, secret)
+                        await c.recv("login_ok")
+                        assert await replaced(ws_b) == ["probe", "conflict"]
+                        assert (await accounts())[0]["conflicts"] == 1
+
+                        # D logs in and C's socket closes during the probe (a reloaded page whose old
+                        # socket closes late): C was gone, no conflict.
+                        async with http.ws_connect(ws_url) as ws_d:
+                            d = await login(ws_d, secret)
+                            await c.recv("probe")
+                            await ws_c.close()
+                            await d.recv("login_ok")
+                            assert (await accounts())[0]["conflicts"] == 1
+
+            # D closed before E logs in: nothing to replace.
+            async with http.ws_connect(ws_url) as ws_e:
+                await (await login(ws_e, secret)).recv("login_ok")
+            [acc] = await accounts()
+            assert acc["conflicts"] == 1 and acc["devices"] == [
+                {"device_id": 1, "linked_at": acc["devices"][0]["linked_at"], "online": False,
+                 "pending_frames": 0, "conflicts": 1}]
+            async with http.post(base + "/sim/reset") as res:
+                assert res.status == 200
+            assert await accounts() == []
+    finally:
+        await sim.stop()
+
+
+def test_one_live_connection_per_device(monkeypatch: Any) -> None:
+    from infra.wa_sim import session
+
+    monkeypatch.setattr(session, "PROBE_TIMEOUT", 0.3)
+    run_in_thread(_conflict_scenario)

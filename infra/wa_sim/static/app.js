@@ -4,11 +4,15 @@
   const S = window.__waSim;
   const { Wid, MsgKey, MsgModel, WPPError, assertWid, ev, store } = S;
   const RECONNECT_MS = 500;
+  const CLOSE_REPLACED = 4002; // the server closed this connection for a newer login of the device
   const ACK = { FAILED: -1, CLOCK: 0, SENT: 1, RECEIVED: 2, READ: 3 };
+  const CONFLICT_MESSAGE = 'WhatsApp is open on another computer or browser. Click "Use here" to use WhatsApp in this window.';
+  const conflictError = () => new WPPError('conflict', CONFLICT_MESSAGE, { streamMode: 'CONFLICT' });
 
   const state = {
     stage: 'boot', // boot | qr | idle | pairing | main
     authenticated: false, registered: false, mainReady: false, online: false,
+    conflict: false, streamMode: 'QR', // StreamMode: QR | MAIN | CONFLICT
     me: null, deviceId: null, pushName: null, creds: null,
     authCode: null, pairingCode: null, pairingPhone: null,
     chats: new Map(), msgs: new Map(), outbox: new Map(), seenFids: new Set(),
@@ -26,11 +30,13 @@
   function connect() {
     ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`);
     ws.onmessage = (e) => handle(JSON.parse(e.data)).catch((err) => console.error('[wa_sim] frame', err));
-    ws.onclose = () => {
+    ws.onclose = (e) => {
       ws = null;
       nonce = null;
+      if (e.code === CLOSE_REPLACED) enterConflict();
       setOnline(false);
-      setTimeout(connect, RECONNECT_MS);
+      // Replaced by a newer login: stay down (no ping-pong) until "Use here" or a reload.
+      if (!state.conflict) setTimeout(connect, RECONNECT_MS);
     };
   }
   function send(frame) {
@@ -59,10 +65,54 @@
     if (state.online === online) return;
     state.online = online;
     ev.emit('conn.online', online);
-    if (online) onlineWaiters.splice(0).forEach((fn) => fn());
+    if (online) onlineWaiters.splice(0).forEach((w) => w.resolve());
     render();
   }
-  const whenOnline = () => (state.online ? Promise.resolve() : new Promise((r) => onlineWaiters.push(r)));
+  const whenOnline = () => {
+    if (state.online) return Promise.resolve();
+    if (state.conflict) return Promise.reject(conflictError());
+    return new Promise((resolve, reject) => onlineWaiters.push({ resolve, reject }));
+  };
+  function setStreamMode(mode) {
+    if (state.streamMode === mode) return;
+    state.streamMode = mode;
+    ev.emit('conn.stream_mode_changed', mode);
+  }
+
+  /** Another page logged in with this device: WhatsApp Web's "conflict" (WhatsApp is open elsewhere). */
+  function enterConflict() {
+    if (state.conflict || !state.authenticated) return;
+    state.conflict = true;
+    setStreamMode('CONFLICT');
+    setOnline(false);
+    // What the server did not take before the conflict fails now instead of waiting forever.
+    for (const item of state.outbox.values()) {
+      item.msg.ack = ACK.FAILED;
+      item.resolve({ messageSendResult: 'ERROR_NETWORK' });
+    }
+    state.outbox.clear();
+    for (const [id, r] of reqs) {
+      if (r.needsLogin) { reqs.delete(id); r.reject(conflictError()); }
+    }
+    onlineWaiters.splice(0).forEach((w) => w.reject(conflictError()));
+    render();
+  }
+
+  /** "Use here": log in again in this window, which replaces the other one. */
+  function takeover() {
+    if (!state.conflict) return false;
+    state.conflict = false;
+    if (ws) {
+      // The replaced socket may not have closed yet: forget it, its close must not count.
+      const old = ws;
+      old.onclose = old.onmessage = null;
+      old.close();
+      ws = nonce = null;
+    }
+    connect();
+    render();
+    return true;
+  }
 
   // -- frames from the network -------------------------------------------------------------------
   async function handle(f) {
@@ -94,6 +144,8 @@
       case 'login_ok': return onLoginOk(f);
       case 'login_failed': return onLogout(f.reason);
       case 'logout': return onLogout(f.reason);
+      case 'probe': send({ type: 'probe_ack', id: f.id }); return undefined;
+      case 'conflict': return enterConflict();
       case 'message': return onMessage(f);
       case 'receipt': return onReceipt(f);
       case 'send_ack': return onSendResult(f.id, ACK.SENT, { messageSendResult: 'OK', t: f.t });
@@ -137,9 +189,11 @@
     if (f.push_name) state.pushName = f.push_name;
     if (!state.mainReady) {
       ev.emit('conn.main_loaded');
-      ev.emit('conn.stream_mode_changed', 'MAIN');
+      setStreamMode('MAIN');
       state.mainReady = true;
       ev.emit('conn.main_ready');
+    } else {
+      setStreamMode('MAIN'); // back from CONFLICT after "Use here"
     }
     setOnline(true);
     resend(true);
@@ -150,9 +204,11 @@
 
   async function onLogout(reason) {
     const wasAuthenticated = state.authenticated;
+    const wasReplaced = state.conflict;
     await store.clear();
     Object.assign(state, { creds: null, me: null, deviceId: null, pushName: null, registered: false,
-      authenticated: false, mainReady: false, authCode: null, pairingCode: null, stage: 'qr' });
+      authenticated: false, mainReady: false, authCode: null, pairingCode: null, stage: 'qr',
+      conflict: false, streamMode: 'QR' });
     state.chats.clear();
     state.msgs.clear();
     for (const item of state.outbox.values()) item.resolve({ messageSendResult: 'ERROR_CANCELLED' });
@@ -163,7 +219,9 @@
     }
     ev.emit('conn.require_auth');
     setOnline(false);
-    send({ type: 'qr_request' });
+    // Logged out while replaced (no reconnect pending): back on the network to show a QR.
+    if (wasReplaced && !ws) connect();
+    else send({ type: 'qr_request' });
     render();
   }
 
@@ -280,9 +338,11 @@
       const opts = { detectMentioned: true, linkPreview: true, markIsRead: true, waitForAck: true, delay: 0, ...options };
       const wid = assertWid(chatId);
       requireAuth();
+      if (state.conflict) throw conflictError();
       const chat = await findChat(wid);
       if (opts.delay > 0) await new Promise((r) => setTimeout(r, opts.delay));
       if (opts.markIsRead) await core.markIsRead(chat.id).catch(() => null);
+      if (state.conflict) throw conflictError(); // replaced while waiting above
       const mid = typeof opts.messageId === 'string' ? opts.messageId.split('_').pop() : S.newMessageId();
       const msg = new MsgModel({
         id: new MsgKey({ fromMe: true, remote: chat.id, id: mid }), type: 'chat', body: String(content),
@@ -307,9 +367,15 @@
       const unreadCount = chat.unreadCount;
       chat.unreadCount = 0;
       if (state.online) send({ type: 'read', chat: wid.user });
-      else whenOnline().then(() => send({ type: 'read', chat: wid.user }));
+      else whenOnline().then(() => send({ type: 'read', chat: wid.user }), () => null);
       render();
       return { wid: chat.id, unreadCount };
+    },
+    takeover,
+    getStreamData() {
+      // StreamInfo as far as the simulator knows it; undefined before a session exists.
+      const info = state.conflict ? 'OFFLINE' : state.online ? 'NORMAL' : state.authenticated ? 'CONNECTING' : undefined;
+      return { mode: state.streamMode, info };
     },
     getChat(chatId) {
       const wid = S.createWid(chatId);

@@ -23,7 +23,8 @@
     document.body.dataset.stage = st.stage;
     if (!linked) return drawLanding(st);
     $('me').textContent = st.me ? `${st.pushName || ''} +${st.me.user}` : '';
-    $('offline').hidden = st.online;
+    $('offline').hidden = st.online || st.conflict;
+    $('conflict').hidden = !st.conflict;
     const chats = [...st.chats.values()].sort((a, b) => b.t - a.t);
     $('chats').innerHTML = chats.map((c) => {
       const last = c.msgs[c.msgs.length - 1];
@@ -64,6 +65,7 @@
         .catch((err) => alert(err.message));
     };
     $('logout').onclick = () => WPP.conn.logout();
+    $('use-here').onclick = () => S.core && S.core.takeover();
     $('chats').onclick = (e) => {
       const li = e.target.closest('li[data-chat]');
       if (!li) return;

@@ -188,6 +188,7 @@
     isRegistered: () => !!S.core && core().state.registered,
     isOnline: () => !!S.core && core().state.online,
     isIdle: () => !!S.core && core().state.stage === 'idle',
+    getStreamData: () => (S.core ? core().getStreamData() : { mode: 'QR', info: undefined }),
     isMultiDevice: () => true,
     needsUpdate: () => false,
     getAuthCode: later(() => core().getAuthCode()),
