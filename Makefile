@@ -43,7 +43,7 @@ test: install $(SAM_VENV)/.installed ## every test: unit, integration, end-to-en
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 test-unit: $(VENV)/.installed
-	$(BIN)/python -m pytest -q tests/unit
+	$(BIN)/python -m pytest -q -m "not integration and not e2e"
 
 test-integration: install
 	$(BIN)/python -m pytest -q -m integration

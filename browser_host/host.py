@@ -25,7 +25,7 @@ from browser_host.store import HostStore, s3_and_kms
 from core.errors import LeaseLost
 from core.models.accounts import AccountAction
 from core.models.accounts import ConnectionStatus as S
-from core.store.accounts import DELETED, LOGOUT, RUNNING, STOPPED, plain
+from core.store.accounts import DELETED, LOGOUT, RUNNING, STOPPED, AccountChange, plain
 from core.store.leases import HostInfo, now_ms
 from core.store.tables import AccountItem
 
@@ -216,7 +216,7 @@ class BrowserHost:
         """A logout asked while no host held the account: log the device out, then leave it stopped."""
         await runner.logout()
         await self.store.clear_pending_action(runner.lease, account.action_requested_at,
-                                              then=[AccountItem.desired_state.set(STOPPED)])
+                                              then=AccountChange(desired_state=STOPPED))
         self.runners.pop(runner.account_id, None)
         await runner.stop(reason="logged out", save=False, final_status=S.STOPPED)
 

@@ -25,7 +25,7 @@ from core.errors import LeaseLost
 from core.models.accounts import ConnectionStatus as S
 from core.models.events import EventType
 from core.models.messages import MessageStatus
-from core.store.accounts import STOPPED
+from core.store.accounts import STOPPED, AccountChange
 from core.store.leases import Lease
 from core.store.tables import AccountItem
 
@@ -241,7 +241,7 @@ class AccountRunner:
     async def _on_qr(self, code: str) -> None:
         reason = self._logout_reason or "waiting for the QR code to be scanned"
         qr = {"value": code, "expires_at": iso_in(QR_TTL_SECONDS)}
-        self._set_status(S.SCAN_QR_CODE, reason, extra=[AccountItem.qr.set(qr)])
+        self._set_status(S.SCAN_QR_CODE, reason, AccountChange(qr=qr))
         self._enqueue_write(lambda: self._publish(EventType.ACCOUNT_QR, qr))
 
     async def _on_main_ready(self) -> None:
@@ -257,9 +257,10 @@ class AccountRunner:
         self.authenticated = True
         phone = me.split("@")[0].split(":")[0] if me else None
         self.phone_number = phone or self.phone_number
-        extra: list[Any] = [AccountItem.qr.remove(), AccountItem.pairing.remove()]
-        extra += [AccountItem.phone_number.set(phone)] if phone else []
-        self._set_status(S.WORKING, "connected to WhatsApp", extra=extra)
+        change = AccountChange(qr=None, pairing=None)
+        if phone:
+            change.phone_number = phone
+        self._set_status(S.WORKING, "connected to WhatsApp", change)
         self.outbox.wake()
         await self.save_snapshot()
 
@@ -267,7 +268,7 @@ class AccountRunner:
         self._logout_reason = self._logout_reason or "logged out from the phone"
         self.authenticated = False
         if self.status is S.WORKING:
-            self._set_status(S.SCAN_QR_CODE, self._logout_reason, extra=[AccountItem.qr.remove()])
+            self._set_status(S.SCAN_QR_CODE, self._logout_reason, AccountChange(qr=None))
         await self.store.delete_snapshot(self.account_id)
 
     async def _on_logout_reason(self, reason: Any) -> None:
@@ -277,7 +278,7 @@ class AccountRunner:
     async def _on_qr_idle(self) -> None:
         # Nobody scanned: stop here instead of rotating QR codes forever; `start` asks again.
         self._set_status(S.FAILED, "qr_timeout: the QR code was not scanned in time",
-                         extra=[AccountItem.qr.remove(), AccountItem.desired_state.set(STOPPED)])
+                         AccountChange(qr=None, desired_state=STOPPED))
         self.failed = True
 
     async def _on_message(self, msg: dict[str, Any]) -> None:
@@ -304,19 +305,19 @@ class AccountRunner:
 
     # --- status writes (ordered per account, fenced by the lease) -------------------------------------------
 
-    def _set_status(self, status: S, reason: str | None, extra: list[Any] | None = None) -> None:
+    def _set_status(self, status: S, reason: str | None, change: AccountChange | None = None) -> None:
         try:
             changed = self.machine.set(status, reason)
         except InvalidTransition:
             # The page is the truth: record what happened, but make the surprise visible.
             log.warning("account %s: unexpected %s → %s (%s)", self.account_id, self.status, status, reason)
             self.machine.status, changed = status, True
-        if not changed and not extra:
+        if not changed and not change:
             return
-        self._enqueue_write(lambda: self._write_status(status, reason, extra, changed))
+        self._enqueue_write(lambda: self._write_status(status, reason, change, changed))
 
-    async def _write_status(self, status: S, reason: str | None, extra: list[Any] | None, changed: bool) -> None:
-        await self.store.set_status(self.lease, status, reason, extra)
+    async def _write_status(self, status: S, reason: str | None, change: AccountChange | None, changed: bool) -> None:
+        await self.store.set_status(self.lease, status, reason, change)
         if changed:
             await self._publish(EventType.ACCOUNT_STATUS, {"status": status.value, "reason": reason})
 

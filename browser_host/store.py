@@ -14,7 +14,7 @@ from core.models.common import utcnow
 from core.models.events import EventType
 from core.models.messages import Direction, MessageStatus
 from core.store import tables
-from core.store.accounts import AccountRepository, plain
+from core.store.accounts import AccountChange, AccountRepository
 from core.store.leases import HostInfo, Lease, LeaseRepository
 from core.store.messages import MessageRepository
 from core.store.queues import EventBus, HostInbox, Nudges, delete_queue
@@ -49,22 +49,15 @@ class HostStore:
                                        self.inbox.url)
 
     async def set_status(self, lease: Lease, status: ConnectionStatus, reason: str | None,
-                         extra: list[Any] | None = None) -> None:
-        await asyncio.to_thread(self.accounts.set_status, lease.account_id, lease.token, status, reason, extra)
-
-    async def update_account(self, lease: Lease, actions: list[Any]) -> None:
-        await asyncio.to_thread(self.accounts.host_write, lease.account_id, lease.token, lambda _: actions)
+                         change: AccountChange | None = None) -> None:
+        await asyncio.to_thread(self.accounts.set_status, lease.account_id, lease.token, status, reason, change)
 
     async def set_pairing_code(self, lease: Lease, requested_at: str | None, code: str, expires_at: str) -> None:
-        def build(item: AccountItem) -> list[Any] | None:
-            current = plain(item.pairing) if item.pairing is not None else {}
-            if current.get("requested_at") != requested_at:
-                return None  # superseded by a newer request
-            return [AccountItem.pairing.set({**current, "code": code, "expires_at": expires_at})]
-        await asyncio.to_thread(self.accounts.host_write, lease.account_id, lease.token, build)
+        await asyncio.to_thread(self.accounts.set_pairing_code, lease.account_id, lease.token, requested_at, code,
+                                expires_at)
 
     async def clear_pending_action(self, lease: Lease, requested_at: str | None,
-                                   then: list[Any] | None = None) -> None:
+                                   then: AccountChange | None = None) -> None:
         await asyncio.to_thread(self.accounts.clear_pending_action, lease.account_id, lease.token, requested_at,
                                 then)
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
+
+from infra.local.harness import Api
 
 ROOT = Path(__file__).resolve().parents[1]
+__all__ = ["ROOT", "Api", "create_account", "make_key"]
 
 # Never let a test reach a real AWS account by accident.
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
@@ -24,41 +25,13 @@ os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
+        # Every test is exactly one of unit (tests/unit), integration (AWS emulator) or e2e (Chromium), so
+        # `make test-unit`, `test-integration` and `test-e2e` together run all of them.
         parts = Path(str(item.fspath)).relative_to(ROOT / "tests").parts
-        if parts[0] == "integration":
+        if parts[0] in {"integration", "migration"}:
             item.add_marker(pytest.mark.integration)
-        elif parts[0] in {"e2e", "wa_sim"}:
+        elif parts[0] in {"e2e", "wa_sim", "snapshot"}:
             item.add_marker(pytest.mark.e2e)
-
-
-@dataclass
-class Api:
-    """A small HTTP client for the local API with one API key."""
-
-    base_url: str
-    key: str | None
-
-    def request(self, method: str, path: str, *, json: Any = None, headers: dict[str, str] | None = None,
-                data: bytes | str | None = None, params: dict[str, Any] | None = None) -> requests.Response:
-        all_headers = {"X-Api-Key": self.key} if self.key else {}
-        all_headers.update(headers or {})
-        return requests.request(method, self.base_url + path, json=json, data=data, params=params,
-                                headers=all_headers, timeout=30)
-
-    def get(self, path: str, **kw: Any) -> requests.Response:
-        return self.request("GET", path, **kw)
-
-    def post(self, path: str, **kw: Any) -> requests.Response:
-        return self.request("POST", path, **kw)
-
-    def patch(self, path: str, **kw: Any) -> requests.Response:
-        return self.request("PATCH", path, **kw)
-
-    def delete(self, path: str, **kw: Any) -> requests.Response:
-        return self.request("DELETE", path, **kw)
-
-    def with_key(self, key: str | None) -> Api:
-        return Api(self.base_url, key)
 
 
 @pytest.fixture(scope="session")
@@ -67,8 +40,12 @@ def runtime() -> Iterator[Any]:
     from infra.local.emulator import free_port
     from infra.local.runtime import LocalRuntime, RuntimeConfig
 
-    rt = LocalRuntime(RuntimeConfig(aws_port=free_port(), api_port=free_port(), with_sim=True, sim_port=0,
-                                    sim_qr_interval=4.0)).start()
+    # With AWS_ENDPOINT_URL exported (LocalStack, or an AWS account), the suite runs against it: resources
+    # are created under a stack name of their own. Without it, the embedded moto server is started.
+    endpoint = os.environ.get("AWS_ENDPOINT_URL") or None
+    rt = LocalRuntime(RuntimeConfig(endpoint_url=endpoint, aws_port=free_port(), api_port=free_port(), with_sim=True,
+                                    sim_port=0, sim_qr_interval=4.0, emulator_process=True,
+                                    stack_name=f"wagate-test-{uuid.uuid4().hex[:6]}" if endpoint else "wagate")).start()
     yield rt
     rt.stop()
 

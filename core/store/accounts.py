@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from dataclasses import dataclass, fields
 from typing import Any
 
 from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, UpdateError
@@ -17,6 +18,54 @@ from core.store.conditions import decode_cursor, encode_cursor, is_conditional
 from core.store.tables import AccountItem
 
 STATUS_HISTORY_LIMIT = 20
+
+
+class Unset:
+    """Marks a field of AccountChange that is left as it is (None means "remove")."""
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = Unset()
+
+
+@dataclass
+class AccountChange:
+    """What to change on an account, in the product's words; the store turns it into one update.
+
+    A field left UNSET is not touched; None removes an optional field.
+    """
+
+    account_name: str | Unset = UNSET
+    phone_number: str | Unset | None = UNSET
+    metadata: dict[str, Any] | Unset = UNSET
+    webhook: dict[str, Any] | Unset | None = UNSET
+    desired_state: str | Unset = UNSET
+    pending_action: str | Unset | None = UNSET
+    action_requested_at: str | Unset = UNSET
+    pairing: dict[str, Any] | Unset | None = UNSET
+    qr: dict[str, Any] | Unset | None = UNSET
+    status: ConnectionStatus | None = None  # with `reason`: a transition recorded in the bounded history
+    reason: str | None = None
+
+    def actions(self, item: AccountItem) -> list[Any]:
+        """Update actions for `item` as currently stored (the history is rebuilt from it)."""
+        actions: list[Any] = []
+        for name in ("account_name", "phone_number", "metadata", "webhook", "desired_state", "pending_action",
+                     "action_requested_at", "pairing", "qr"):
+            value = getattr(self, name)
+            if value is UNSET:
+                continue
+            attribute = getattr(AccountItem, name)
+            actions.append(attribute.remove() if value is None else attribute.set(value))
+        if self.status is not None and item.connection_status != self.status.value:
+            actions += status_actions(item, self.status, self.reason)
+        return actions
+
+    def __bool__(self) -> bool:
+        return any(getattr(self, f.name) is not UNSET for f in fields(self) if f.name not in ("status", "reason")) \
+            or self.status is not None
 
 
 class AccountRepository:
@@ -86,14 +135,18 @@ class AccountRepository:
             raise
         return item
 
-    def request(self, item: AccountItem, build: Callable[[AccountItem], list[Any]]) -> AccountItem:
-        """An API write that must not fail on a concurrent host status write: rebuilt on a fresh read."""
+    def edit(self, item: AccountItem, change: AccountChange, expected_version: int | None = None) -> AccountItem:
+        """A user's edit under optimistic locking: 412 when the account changed since `expected_version`."""
+        return self.update(item, change.actions(item), expected_version)
+
+    def request(self, item: AccountItem, decide: Callable[[AccountItem], AccountChange]) -> AccountItem:
+        """An API request that must not fail on a concurrent host status write: decided again on a fresh read."""
         for _ in range(5):
             try:
-                return self.update(item, build(item))
+                return self.update(item, decide(item).actions(item))
             except PreconditionFailed:
                 item = self.get(item.account_id)
-        return self.update(item, build(item))
+        return self.update(item, decide(item).actions(item))
 
     def mark_deleted(self, item: AccountItem) -> None:
         """Hide the account from every read and ask a host to log its device out and purge it.
@@ -101,9 +154,8 @@ class AccountRepository:
         The item stays as a tombstone until a host has logged the linked device out (or found none),
         failed its pending messages and deleted its snapshot; a host then removes it for good.
         """
-        self.request(item, lambda _: [
-            AccountItem.deleted_at.set(utcnow()), AccountItem.desired_state.set(DELETED),
-            AccountItem.pending_action.set("delete"), AccountItem.action_requested_at.set(utcnow())])
+        self.update(item, [AccountItem.deleted_at.set(utcnow()), AccountItem.desired_state.set(DELETED),
+                           AccountItem.pending_action.set("delete"), AccountItem.action_requested_at.set(utcnow())])
 
     def delete(self, item: AccountItem) -> None:
         """Remove the account item."""
@@ -143,8 +195,8 @@ class AccountRepository:
         return self.read(account_id)
 
     def host_write(self, account_id: str, token: int,
-                   build: Callable[[AccountItem], list[Any] | None]) -> AccountItem | None:
-        """Apply `build(item)`'s actions while `token` still owns the account; LeaseLost when it does not.
+                   decide: Callable[[AccountItem], AccountChange | None]) -> AccountItem | None:
+        """Apply the change `decide(item)` while `token` still owns the account; LeaseLost when it does not.
 
         The item is re-read and rebuilt when the API changed it meanwhile (its version moved on).
         """
@@ -154,7 +206,8 @@ class AccountRepository:
                 raise LeaseLost(account_id)
             if item.lease_token is None or int(item.lease_token) != token:
                 raise LeaseLost(account_id)
-            actions = build(item)
+            change = decide(item)
+            actions = change.actions(item) if change else []
             if not actions:
                 return item
             try:
@@ -167,33 +220,39 @@ class AccountRepository:
         raise DependencyFailure(f"account {account_id} kept changing; giving up this update")
 
     def set_status(self, account_id: str, token: int, status: ConnectionStatus, reason: str | None,
-                   extra: list[Any] | None = None) -> AccountItem | None:
+                   change: AccountChange | None = None) -> AccountItem | None:
         """Record a status transition (and the bounded history) unless the account is already there."""
-        def build(item: AccountItem) -> list[Any]:
-            actions = list(extra or [])
-            if item.connection_status != status.value:
-                actions += status_actions(item, status, reason)
-            return actions
-        return self.host_write(account_id, token, build)
+        change = change or AccountChange()
+        change.status, change.reason = status, reason
+        return self.host_write(account_id, token, lambda _: change)
+
+    def set_pairing_code(self, account_id: str, token: int, requested_at: str | None, code: str,
+                         expires_at: str) -> None:
+        """The code for the pairing request made at `requested_at` (unless a newer request replaced it)."""
+        def decide(item: AccountItem) -> AccountChange | None:
+            current = plain(item.pairing) if item.pairing is not None else {}
+            if current.get("requested_at") != requested_at:
+                return None
+            return AccountChange(pairing={**current, "code": code, "expires_at": expires_at})
+        self.host_write(account_id, token, decide)
 
     def detach(self, account_id: str, token: int, status: ConnectionStatus | None, reason: str | None) -> None:
         """The owner lets go: no host (and no inbox) on the item, and the status it leaves it in."""
-        def build(item: AccountItem) -> list[Any]:
-            actions = [AccountItem.host_id.remove(), AccountItem.host_inbox.remove(), AccountItem.qr.remove()]
-            if status is not None and item.connection_status != status.value:
-                actions += status_actions(item, status, reason)
-            return actions
+        def decide(item: AccountItem) -> AccountChange:
+            return _Detach(qr=None, status=status, reason=reason)
         with contextlib.suppress(LeaseLost):  # somebody else holds it already: nothing of ours to undo
-            self.host_write(account_id, token, build)
+            self.host_write(account_id, token, decide)
 
     def clear_pending_action(self, account_id: str, token: int, requested_at: str | None,
-                             then: list[Any] | None = None) -> None:
+                             then: AccountChange | None = None) -> None:
         """The owner did what was asked (unless a newer request arrived meanwhile)."""
-        def build(item: AccountItem) -> list[Any] | None:
+        def decide(item: AccountItem) -> AccountChange | None:
             if item.action_requested_at != requested_at or not item.pending_action:
                 return None
-            return [AccountItem.pending_action.remove(), *(then or [])]
-        self.host_write(account_id, token, build)
+            change = then or AccountChange()
+            change.pending_action = None
+            return change
+        self.host_write(account_id, token, decide)
 
     def purge(self, account_id: str, token: int) -> None:
         """Remove a deleted account's tombstone once its device is logged out."""
@@ -212,6 +271,13 @@ class AccountRepository:
 
 
 RUNNING, STOPPED, LOGOUT, DELETED = "running", "stopped", "logout", "deleted"
+
+
+class _Detach(AccountChange):
+    """No host on the item any more (and no inbox to nudge)."""
+
+    def actions(self, item: AccountItem) -> list[Any]:
+        return [AccountItem.host_id.remove(), AccountItem.host_inbox.remove(), *super().actions(item)]
 
 
 def status_actions(item: AccountItem, status: ConnectionStatus, reason: str | None) -> list[Any]:

@@ -9,10 +9,12 @@ overwrite what the new owner wrote.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
+from typing import Any
 
-from pynamodb.exceptions import DeleteError, DoesNotExist, UpdateError
+from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 from pynamodb.expressions.update import Action
 
 from core.store.conditions import is_conditional
@@ -109,26 +111,55 @@ class LeaseRepository:
         return Lease(account_id, item.owner, int(item.token), int(item.expires_at))
 
     # --- hosts ------------------------------------------------------------------------------------------
+    # One item, `hosts`, maps each host id to its registration: reading the fleet is one GetItem, and each
+    # host only ever updates its own key (hosts are few; the item holds thousands).
 
     def register_host(self, host_id: str, inbox_url: str | None, pid: int, capacity: int, accounts: int,
                       ttl_seconds: float) -> None:
         """Announce (or keep announcing) a live host; the registration expires unless renewed."""
-        expires = now_ms() + int(ttl_seconds * 1000)
-        LeaseItem(f"host#{host_id}", owner=host_id, inbox_url=inbox_url, pid=pid, capacity=capacity,
-                  accounts=accounts, expires_at=expires, ttl=expires // 1000 + 86400).save()
+        info = {"inbox_url": inbox_url, "pid": pid, "capacity": capacity, "accounts": accounts,
+                "expires_at": now_ms() + int(ttl_seconds * 1000)}
+        item = LeaseItem(HOSTS_ITEM)
+        try:
+            item.update(actions=[LeaseItem.members[host_id].set(info)],
+                        condition=LeaseItem.members.exists())
+        except UpdateError as exc:
+            if not is_conditional(exc):
+                raise
+            with contextlib.suppress(PutError):  # another host created it first
+                LeaseItem(HOSTS_ITEM, members={}).save(condition=LeaseItem.lease_id.does_not_exist())
+            item.update(actions=[LeaseItem.members[host_id].set(info)])
 
     def hosts(self) -> list[HostInfo]:
-        """Every registered host, live or not (a small scan: hosts are few)."""
-        return [HostInfo(i.lease_id.removeprefix("host#"), i.inbox_url, int(i.expires_at),
-                         int(i.pid) if i.pid else None, int(i.capacity or 0), int(i.accounts or 0))
-                for i in LeaseItem.scan(LeaseItem.lease_id.startswith("host#"))]
+        """Every registered host, live or not."""
+        try:
+            item = LeaseItem.get(HOSTS_ITEM, consistent_read=True)
+        except DoesNotExist:
+            return []
+        found = []
+        for host_id, info in (plain_map(item.members) or {}).items():
+            found.append(HostInfo(host_id, info.get("inbox_url"), int(info.get("expires_at") or 0),
+                                  int(info["pid"]) if info.get("pid") else None, int(info.get("capacity") or 0),
+                                  int(info.get("accounts") or 0)))
+        return found
 
     def forget_host(self, host: HostInfo) -> bool:
         """Remove a registration that is still the expired one we saw (another host may be cleaning too)."""
         try:
-            LeaseItem(f"host#{host.host_id}").delete(condition=LeaseItem.expires_at == host.expires_at)
-        except DeleteError as exc:
+            LeaseItem(HOSTS_ITEM).update(
+                actions=[LeaseItem.members[host.host_id].remove()],
+                condition=LeaseItem.members[host.host_id]["expires_at"] == host.expires_at)
+        except UpdateError as exc:
             if is_conditional(exc):
                 return False
             raise
         return True
+
+
+HOSTS_ITEM = "hosts"
+
+
+def plain_map(value: Any) -> dict[str, dict[str, Any]]:
+    """The `members` map as plain dicts."""
+    raw = value.as_dict() if hasattr(value, "as_dict") else value
+    return {str(k): (v.as_dict() if hasattr(v, "as_dict") else dict(v)) for k, v in (raw or {}).items()}

@@ -182,7 +182,7 @@ class IdempotencyItem(Model):
 
 class LeaseItem(Model):
     """`account#<id>`: which host drives an account, until when, with which fencing token.
-    `host#<id>`: a live host, its inbox queue and capacity (renewed with its leases)."""
+    `hosts`: the live hosts (id → inbox queue, pid, capacity, expiry), renewed by each host."""
 
     class Meta(_Meta):
         pass
@@ -197,7 +197,8 @@ class LeaseItem(Model):
     pid = NumberAttribute(null=True)
     capacity = NumberAttribute(null=True)
     accounts = NumberAttribute(null=True)
-    ttl = NumberAttribute(null=True)  # DynamoDB TTL, epoch seconds (host registrations only)
+    ttl = NumberAttribute(null=True)  # DynamoDB TTL, epoch seconds
+    members = MapAttribute[str, Any](null=True)  # the `hosts` item: host id → registration
 
 
 def bind(settings: Settings) -> None:

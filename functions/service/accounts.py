@@ -29,7 +29,7 @@ from core.models.accounts import (
 )
 from core.models.common import Principal, Role, utcnow
 from core.models.validators import is_private_host
-from core.store.accounts import LOGOUT, plain, status_actions
+from core.store.accounts import LOGOUT, AccountChange, plain
 from core.store.tables import AccountItem
 from functions.service.context import Services
 
@@ -137,21 +137,19 @@ def update_account(
         if expected is not None and expected != header_version:
             raise InvalidRequest("If-Match and version disagree", code="invalid_if_match")
         expected = header_version
-    fields = body.model_fields_set - {"version"}
-    actions: list[Any] = []
-    if "account_name" in fields and body.account_name is not None:
-        actions.append(AccountItem.account_name.set(body.account_name))
-    if "phone_number" in fields:
-        actions.append(AccountItem.phone_number.set(body.phone_number) if body.phone_number
-                       else AccountItem.phone_number.remove())
-    if "metadata" in fields:
-        actions.append(AccountItem.metadata.set(body.metadata or {}))
-    if "webhook" in fields:
-        hook = _check_webhook(svc, body.webhook)
-        actions.append(AccountItem.webhook.set(hook) if hook else AccountItem.webhook.remove())
-    if not actions:
+    given = body.model_fields_set - {"version"}
+    change = AccountChange()
+    if "account_name" in given and body.account_name is not None:
+        change.account_name = body.account_name
+    if "phone_number" in given:
+        change.phone_number = body.phone_number or None
+    if "metadata" in given:
+        change.metadata = body.metadata or {}
+    if "webhook" in given:
+        change.webhook = _check_webhook(svc, body.webhook)
+    if not change:
         raise InvalidRequest("nothing to update", code="empty_update")
-    return to_view(svc.accounts.update(item, actions, expected))
+    return to_view(svc.accounts.edit(item, change, expected))
 
 
 def delete_account(svc: Services, principal: Principal, account_id: str) -> None:
@@ -175,7 +173,7 @@ def request_action(
     item = load(svc, principal, account_id)
     outcome: dict[str, Any] = {}
 
-    def build(current: AccountItem) -> list[Any]:
+    def decide(current: AccountItem) -> AccountChange:
         status = ConnectionStatus(current.connection_status)
         running = current.desired_state == DesiredState.RUNNING.value
         if action in (AccountAction.START, AccountAction.RESTART):
@@ -184,23 +182,20 @@ def request_action(
             desired = DesiredState.STOPPED.value
         else:  # logout keeps a running account running (it shows a new QR); a stopped one needs a page once
             desired = DesiredState.RUNNING.value if running else LOGOUT
-        actions: list[Any] = [
-            AccountItem.desired_state.set(desired),
-            AccountItem.action_requested_at.set(utcnow()),
-            AccountItem.pending_action.set(action.value) if action in (AccountAction.RESTART, AccountAction.LOGOUT)
-            else AccountItem.pending_action.remove(),
-        ]
+        change = AccountChange(
+            desired_state=desired, action_requested_at=utcnow(),
+            pending_action=action.value if action in (AccountAction.RESTART, AccountAction.LOGOUT) else None)
         new_status = status
         if desired == DesiredState.RUNNING.value and status in (ConnectionStatus.STOPPED, ConnectionStatus.FAILED):
             new_status = ConnectionStatus.STARTING
         elif desired == DesiredState.STOPPED.value and not current.host_id and status is not ConnectionStatus.STOPPED:
             new_status = ConnectionStatus.STOPPED  # no host holds it: nothing to wait for
         if new_status is not status:
-            actions += status_actions(current, new_status, f"{action.value} requested")
+            change.status, change.reason = new_status, f"{action.value} requested"
         outcome.update(desired=desired, status=new_status, inbox=current.host_inbox)
-        return actions
+        return change
 
-    svc.accounts.request(item, build)
+    svc.accounts.request(item, decide)
     svc.nudges.send(account_id, action.value, outcome["inbox"])
     shown = DesiredState.RUNNING if outcome["desired"] == DesiredState.RUNNING.value else DesiredState.STOPPED
     return AccountActionAccepted(account_id=account_id, action=action, desired_state=shown,
@@ -232,16 +227,14 @@ def request_pairing_code(
         raise Conflict("the account is already linked", code="already_linked")
     assert body.phone_number is not None
 
-    def build(current: AccountItem) -> list[Any]:
-        actions: list[Any] = [
-            AccountItem.pairing.set({"phone_number": body.phone_number, "requested_at": utcnow(), "code": None}),
-            AccountItem.desired_state.set(DesiredState.RUNNING.value),
-        ]
+    def decide(current: AccountItem) -> AccountChange:
+        change = AccountChange(pairing={"phone_number": body.phone_number, "requested_at": utcnow(), "code": None},
+                               desired_state=DesiredState.RUNNING.value)
         if ConnectionStatus(current.connection_status) in (ConnectionStatus.STOPPED, ConnectionStatus.FAILED):
-            actions += status_actions(current, ConnectionStatus.STARTING, "pairing code requested")
-        return actions
+            change.status, change.reason = ConnectionStatus.STARTING, "pairing code requested"
+        return change
 
-    stored = svc.accounts.request(item, build)
+    stored = svc.accounts.request(item, decide)
     svc.nudges.send(account_id, "pairing", stored.host_inbox)
     return PairingCode(phone_number=body.phone_number, status="pending")
 

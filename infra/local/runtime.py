@@ -32,6 +32,8 @@ class RuntimeConfig:
     with_sim: bool = False
     sim_port: int = 3100
     sim_qr_interval: float = 20.0
+    #: moto in a process of its own (behind a TCP gate that can play an outage) instead of a thread.
+    emulator_process: bool = False
     #: Run every `Schedule` rule this often instead of its rate (tests: seconds, not minutes).
     schedule_seconds: float | None = None
 
@@ -74,7 +76,7 @@ class LocalRuntime:
     def start(self) -> LocalRuntime:
         cfg = self.config
         if cfg.endpoint_url is None:
-            self.emulator = MotoEmulator(cfg.aws_host, cfg.aws_port)
+            self.emulator = MotoEmulator(cfg.aws_host, cfg.aws_port, own_process=cfg.emulator_process)
             self.emulator.start()
         # Emulators accept any credentials; real AWS uses the caller's own chain.
         if self.endpoint_url:

@@ -9,11 +9,10 @@ import uuid
 from collections import Counter
 from typing import Any
 
-from tests.conftest import Api, create_account
-from tests.e2e.conftest import Phone, account_status, link_by_qr, wait_until
-from tests.e2e.test_fleet import Fleet, conflicts, fleet, send_text
+import pytest
 
-__all__ = ["fleet"]
+from tests.conftest import Api, create_account
+from tests.e2e.conftest import Fleet, Phone, account_status, link_by_qr, send_text, wait_until
 
 
 def _number() -> str:
@@ -26,7 +25,9 @@ def _statuses(api: Api, account_id: str, ids: list[str]) -> list[str]:
 
 def test_emulator_outage_answers_503_and_loses_nothing(tenant_admin: Api, phone: Phone, runtime: Any,
                                                        fleet: Fleet) -> None:
-    # Given a working account and messages flowing
+    # Given a working account and messages flowing (on the embedded emulator, which this test can stop)
+    if runtime.emulator is None:
+        pytest.skip("needs the embedded moto server (AWS_ENDPOINT_URL points elsewhere)")
     fleet.start(HOST_LEASE_TTL="20")
     business, contact = _number(), _number()
     account_id = create_account(tenant_admin)["account_id"]
@@ -34,13 +35,13 @@ def test_emulator_outage_answers_503_and_loses_nothing(tenant_admin: Api, phone:
     ids = [send_text(tenant_admin, account_id, contact, f"before {i}") for i in range(3)]
 
     # When the AWS endpoint is down for five seconds
-    runtime.emulator.stop()
+    runtime.emulator.pause()
     try:
         during = tenant_admin.post(f"/accounts/{account_id}/messages",
                                    json={"to": contact, "type": "text", "text": {"body": "during"}})
         time.sleep(5)
     finally:
-        runtime.emulator.start()
+        runtime.emulator.resume()
 
     # Then the API said so clearly (503 + Retry-After, JSON), and everything accepted before and after is sent
     assert during.status_code == 503, during.text
@@ -102,7 +103,7 @@ def test_rolling_restart_of_every_host_needs_no_qr_and_loses_no_message(tenant_a
     for account_id in accounts:
         mine = [b for b in received if b.startswith(account_id[-6:])]
         assert mine == [b for a, _, b in sent if a == account_id]
-    assert all(conflicts(phone, n) == 0 for n in businesses)
+    assert all(phone.conflicts(n) == 0 for n in businesses)
 
 
 def test_network_drop_mid_send_never_fails_a_message_whatsapp_may_still_send(
@@ -154,4 +155,4 @@ def test_a_host_killed_after_whatsapp_took_the_message_does_not_send_it_twice(
     # Then the message ends sent and the phone still has exactly one copy
     wait_until(lambda: _statuses(tenant_admin, account_id, [message_id]) == ["sent"], 60, "sent")
     assert [m["body"] for m in phone.received(contact)] == ["exactly once"]
-    assert conflicts(phone, business) == 0
+    assert phone.conflicts(business) == 0

@@ -3,70 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
-import pytest
-
-from infra.local.host_process import HostProcess
+from core.store.accounts import AccountRepository
 from tests.conftest import Api, create_account
-from tests.e2e.conftest import HOST_ENV, Phone, _stop_all_accounts, account_status, link_by_qr, wait_until
+from tests.e2e.conftest import Fleet, Phone, account_status, link_by_qr, send_text, wait_until
 
 
 def _number() -> str:
     return "1555" + str(uuid.uuid4().int)[:7]
-
-
-class Fleet:
-    """Browser host processes started for one test; all stopped (or killed) at the end."""
-
-    def __init__(self, runtime: Any, tmp_path: Path) -> None:
-        self.runtime = runtime
-        self.tmp_path = tmp_path
-        self.hosts: list[HostProcess] = []
-
-    def start(self, **extra: str) -> HostProcess:
-        index = len(self.hosts)
-        host = HostProcess(self.runtime.host_env(), log_path=self.tmp_path / f"host{index}.log",
-                           extra_env={**HOST_ENV, "HOST_ID": f"host-{index}-{uuid.uuid4().hex[:6]}", **extra})
-        self.hosts.append(host.start())
-        return host
-
-    def holder(self, account_id: str) -> list[HostProcess]:
-        """The live hosts whose /health lists the account."""
-        return [h for h in self.hosts if account_id in ((h.health() or {}).get("account_ids") or [])]
-
-    def logs(self) -> str:
-        return "\n".join(p.read_text()[-3000:] for p in sorted(self.tmp_path.glob("host*.log")))
-
-
-@pytest.fixture
-def fleet(runtime: Any, tmp_path: Path) -> Iterator[Fleet]:
-    group = Fleet(runtime, tmp_path)
-    yield group
-    for host in group.hosts:
-        host.stop()
-    _stop_all_accounts()
-    print(group.logs())
-
-
-def sim_device(phone: Phone, number: str) -> dict[str, Any] | None:
-    """The simulator's view of a business number: linked devices, conflicts."""
-    accounts = phone.call("GET", "/sim/accounts")[1]
-    items = accounts.get("accounts", accounts) if isinstance(accounts, dict) else accounts
-    return next((a for a in items if a["phone_number"] == number), None)
-
-
-def conflicts(phone: Phone, number: str) -> int:
-    account = sim_device(phone, number) or {}
-    return int(account.get("conflicts", 0))
-
-
-def send_text(api: Api, account_id: str, to: str, body: str) -> str:
-    response = api.post(f"/accounts/{account_id}/messages", json={"to": to, "type": "text", "text": {"body": body}})
-    assert response.status_code == 202, response.text
-    return str(response.json()["message_id"])
 
 
 def test_two_hosts_never_drive_one_account(tenant_admin: Api, phone: Phone, fleet: Fleet) -> None:
@@ -90,7 +34,7 @@ def test_two_hosts_never_drive_one_account(tenant_admin: Api, phone: Phone, flee
         (holder,) = fleet.holder(account_id)
         assert tenant_admin.get(f"/accounts/{account_id}").json()["host_id"] == (holder.health() or {})["host_id"]
         wait_until(lambda a=account_id: account_status(tenant_admin, a) == "WORKING", 30, "WORKING")
-        assert conflicts(phone, number) == 0
+        assert phone.conflicts(number) == 0
 
     # And stopping one host hands its account to the other (no QR) without touching the other's account
     (moved,) = [a for a in accounts if fleet.holder(a) == [first]]
@@ -103,7 +47,7 @@ def test_two_hosts_never_drive_one_account(tenant_admin: Api, phone: Phone, flee
     assert all(h["to"] != "SCAN_QR_CODE" for h in history[-3:])
     assert len(tenant_admin.get(f"/accounts/{stayed}").json()["status_history"]) == stayed_history
     assert account_status(tenant_admin, stayed) == "WORKING"
-    assert all(conflicts(phone, number) == 0 for number in businesses)
+    assert all(phone.conflicts(number) == 0 for number in businesses)
 
 
 def test_a_killed_hosts_accounts_are_taken_over_without_a_new_qr(tenant_admin: Api, phone: Phone,
@@ -127,7 +71,7 @@ def test_a_killed_hosts_accounts_are_taken_over_without_a_new_qr(tenant_admin: A
     assert tenant_admin.get(f"/accounts/{account_id}/messages/{message_id}").json()["status"] == "sent"
     history = tenant_admin.get(f"/accounts/{account_id}").json()["status_history"]
     assert all(h["to"] != "SCAN_QR_CODE" for h in history[-3:])
-    assert conflicts(phone, business) == 0
+    assert phone.conflicts(business) == 0
 
 
 def test_logout_after_the_holder_was_killed_still_logs_the_device_out(tenant_admin: Api, phone: Phone,
@@ -147,7 +91,7 @@ def test_logout_after_the_holder_was_killed_still_logs_the_device_out(tenant_adm
     fleet.start()
 
     # Then the phone no longer lists the device and the account waits for a new QR scan
-    wait_until(lambda: not (sim_device(phone, business) or {}).get("devices"), 60, "the device unlinked")
+    wait_until(lambda: not phone.devices(business), 60, "the device unlinked")
     wait_until(lambda: account_status(tenant_admin, account_id) == "SCAN_QR_CODE", 30, "a new QR")
 
 
@@ -168,9 +112,7 @@ def test_delete_logs_the_device_out_and_queued_messages_never_go_out(tenant_admi
     assert tenant_admin.delete(f"/accounts/{account_id}").status_code == 204
 
     # Then a host opens it once to log the device out, and the queued messages are never sent
-    wait_until(lambda: not (sim_device(phone, business) or {}).get("devices"), 60, "the device unlinked")
-    from core.store.accounts import AccountRepository
-
+    wait_until(lambda: not phone.devices(business), 60, "the device unlinked")
     wait_until(lambda: AccountRepository().read(account_id) is None, 30, "the account item removed")
     assert phone.received(contact) == []
     assert host.health() is not None and account_id not in (host.health() or {}).get("account_ids", [])
@@ -182,5 +124,5 @@ def test_delete_of_a_working_account_logs_its_device_out(tenant_admin: Api, phon
     account_id = create_account(tenant_admin)["account_id"]
     link_by_qr(tenant_admin, phone, account_id, business)
     assert tenant_admin.delete(f"/accounts/{account_id}").status_code == 204
-    wait_until(lambda: not (sim_device(phone, business) or {}).get("devices"), 30, "the device unlinked")
+    wait_until(lambda: not phone.devices(business), 30, "the device unlinked")
     assert tenant_admin.get(f"/accounts/{account_id}").status_code == 404

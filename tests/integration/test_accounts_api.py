@@ -119,12 +119,15 @@ def test_qr_is_a_clear_409_until_the_host_has_one(tenant_admin: Api, runtime: An
 
     # And once the host has written one (as the browser host does), both formats serve it
     from core.models.accounts import ConnectionStatus
-    from core.store.tables import AccountItem
-    from functions.service.accounts import status_actions
+    from core.store.accounts import AccountChange, AccountRepository
+    from core.store.leases import LeaseRepository
 
-    item = AccountItem.get(account_id)
-    item.update(actions=[*status_actions(item, ConnectionStatus.SCAN_QR_CODE, None),
-                         AccountItem.qr.set({"value": "2@abc,def,ghi", "expires_at": "2030-01-01T00:00:00.000Z"})])
+    lease = LeaseRepository().claim(account_id, "test-host", 30)
+    assert lease is not None
+    accounts = AccountRepository()
+    assert accounts.attach(account_id, "test-host", lease.token, None) is not None
+    accounts.set_status(account_id, lease.token, ConnectionStatus.SCAN_QR_CODE, None,
+                        AccountChange(qr={"value": "2@abc,def,ghi", "expires_at": "2030-01-01T00:00:00.000Z"}))
     raw = tenant_admin.get(f"/accounts/{account_id}/qr", params={"format": "raw"})
     assert raw.json() == {"value": "2@abc,def,ghi", "expires_at": "2030-01-01T00:00:00.000Z"}
     png = tenant_admin.get(f"/accounts/{account_id}/qr")
