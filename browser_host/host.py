@@ -63,6 +63,8 @@ class BrowserHost:
         self._tmp = Path(tempfile.mkdtemp(prefix="wagate-host-"))
         self._stop = asyncio.Event()
         self._poke = asyncio.Event()
+        self._nudged: set[str] = set()
+        self._claims: set[asyncio.Task[None]] = set()
         self._health = HealthServer(config.health_host, config.health_port, self.health, self.prometheus)
         self._browser_restarts = 0
         self._live_hosts = 1
@@ -110,8 +112,13 @@ class BrowserHost:
         live = {h.host_id for h in hosts if h.alive(now)} | {self.config.host_id}
         self._live_hosts = len(live)
         accounts = {a.account_id: a for a in await store.accounts_needing_a_host()}
+        nudged, self._nudged = self._nudged, set()
         for account_id, runner in list(self.runners.items()):
-            account = accounts.get(account_id) or await store.read_account(account_id)
+            if account_id in self._starting:
+                continue  # its claim task drives it once the page is open
+            # The index is eventually consistent: an account someone just asked about is read for sure.
+            account = None if account_id in nudged else accounts.get(account_id)
+            account = account or await store.read_account(account_id)
             try:
                 await self._drive(runner, account)
             except LeaseLost:
@@ -120,14 +127,22 @@ class BrowserHost:
             return
         share = min(self.config.max_accounts, math.ceil(len(accounts) / max(1, len(live))))
         room = share - len(self.runners) - len(self._starting)
+        # Free: nobody holds it, its holder is gone, or it names this host but no runner here drives it (a
+        # lease this host lost and may take back). `claim` itself decides: it refuses a live lease.
+        mine = self.config.host_id
         free = [a for a in accounts.values() if a.account_id not in self.runners
-                and a.account_id not in self._starting and (not a.host_id or a.host_id not in live)]
+                and a.account_id not in self._starting
+                and (not a.host_id or a.host_id not in live or a.host_id == mine)]
         # Deletions and logouts first: they are what a user waits for.
         free.sort(key=lambda a: a.desired_state == RUNNING)
         claims = free[:max(0, room)]
-        if claims:
-            await asyncio.gather(*(self._claim(a) for a in claims))
-        elif self.config.rebalance and len(self.runners) > share:
+        for account in claims:
+            # In the background: opening pages (HOST_OPEN_CONCURRENCY at a time) must not hold up the loop.
+            self._starting.add(account.account_id)
+            task = asyncio.create_task(self._claim(account), name=f"claim-{account.account_id}")
+            self._claims.add(task)
+            task.add_done_callback(self._claims.discard)
+        if not claims and not self._starting and self.config.rebalance and len(self.runners) > share:
             await self._hand_over(len(self.runners) - share)
         for host in hosts:
             if not host.alive(now - int(3 * ttl * 1000)) and host.host_id != self.config.host_id:
@@ -139,11 +154,11 @@ class BrowserHost:
             log.info("removed dead host %s and its inbox", host.host_id)
 
     async def _claim(self, account: AccountItem, reason: str = "a host took the account") -> None:
-        if self.browser is None or not self.browser.is_connected():
-            return
         account_id = account.account_id
         self._starting.add(account_id)
         try:
+            if self.browser is None or not self.browser.is_connected():
+                return  # the browser is being relaunched: the next reconcile claims it
             async with self._opening:
                 lease = await self.store.claim(account_id, self.config.lease_ttl)
                 if lease is None:
@@ -161,6 +176,9 @@ class BrowserHost:
                 except Exception as exc:
                     log.exception("account %s failed to start", account_id)
                     await runner.recover(f"start failed: {str(exc).splitlines()[0][:200]}")
+        except Exception:  # AWS unreachable while claiming: the next reconcile tries again
+            log.exception("account %s: claiming failed", account_id)
+            return
         finally:
             self._starting.discard(account_id)
         if account_id in self.runners:
@@ -274,6 +292,7 @@ class BrowserHost:
                 if runner is not None and nudge.get("reason") == "message":
                     runner.outbox.wake()
                 else:
+                    self._nudged.add(nudge["account_id"])
                     self._poke.set()
 
     # --- run ------------------------------------------------------------------------------------------------
@@ -302,6 +321,10 @@ class BrowserHost:
         for task in listeners:
             task.cancel()
         await asyncio.gather(*listeners, return_exceptions=True)
+        # Pages still opening finish first (bounded by the page timeout), so their leases are released too.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*self._claims, return_exceptions=True),
+                                   self.config.page_ready_timeout)
         runners = list(self.runners.values())
         self.runners.clear()
         # In-flight sends finish, linked accounts are snapshotted, leases released: another host (or this one

@@ -20,7 +20,7 @@ from browser_host.page import PermanentSendError, TransientSendError, serialized
 from browser_host.state import Backoff, ack_status
 from core.errors import LeaseLost
 from core.ids import id_floor
-from core.models.messages import MessageStatus
+from core.models.messages import STATUS_RANK, MessageStatus
 from core.store.messages import PENDING
 from core.store.tables import MessageItem
 
@@ -44,6 +44,7 @@ class Outbox:
         self._busy = asyncio.Lock()
         self._stopping = False
         self.sent_ids: dict[str, str] = {}  # WhatsApp key → our message id (acks name the former)
+        self.recorded: dict[str, MessageStatus] = {}  # message id → the furthest status already written
 
     def wake(self) -> None:
         self._wake.set()
@@ -108,40 +109,59 @@ class Outbox:
                                  f"the account was not connected within {self.cfg.not_connected_timeout:.0f}s")
                 return True
             return False
-        envelope: dict[str, Any] = json.loads(item.content)
+        try:
+            envelope: dict[str, Any] = json.loads(item.content)
+            str(envelope["to"])
+        except (ValueError, TypeError, KeyError):
+            # A stored row nobody can send must not block the account's queue behind it.
+            await self._fail(item, "invalid_message", "the stored message cannot be read")
+            return True
         lease = runner.lease
-        if item.status == MessageStatus.QUEUED.value:
-            serialized = serialized_id(item.message_id, str(envelope.get("to", "")))
-            if not await self.store.mark_sending(item, serialized, lease):
-                fresh = await self.store.find_message(item.account_id, item.message_id)
+        serialized = serialized_id(item.message_id, str(envelope.get("to", "")))
+        current = [item]
+
+        async def take(attempt: bool) -> None:
+            """queued → sending (fenced) as this message is handed over; one write, the attempt counted in it."""
+            message = current[0]
+            if message.status == MessageStatus.QUEUED.value:
+                if await self.store.mark_sending(message, serialized, lease, attempt):
+                    return
+                fresh = await self.store.find_message(message.account_id, message.message_id)
                 if fresh is None or MessageStatus(fresh.status) not in PENDING:
-                    return True
+                    raise _Finished
                 if fresh.fence is not None and int(fresh.fence) > lease.token:
-                    raise LeaseLost(item.account_id)
-                item = fresh
+                    raise LeaseLost(message.account_id)
+                current[0] = message = fresh
+            if attempt and not await self.store.count_attempt(message, lease):
+                raise LeaseLost(message.account_id)
 
         async def before_send() -> None:
-            if int(item.attempts or 0) >= self.cfg.outbound_max_attempts:
-                raise PermanentSendError("send_failed", f"WhatsApp Web did not take it in {item.attempts} attempts")
+            if int(current[0].attempts or 0) >= self.cfg.outbound_max_attempts:
+                raise PermanentSendError("send_failed",
+                                         f"WhatsApp Web did not take it in {current[0].attempts} attempts")
             if not runner.lease_valid():
                 raise TransientSendError("the lease is not confirmed")
-            if not await self.store.count_attempt(item, lease):
-                raise LeaseLost(item.account_id)
-            item.attempts = int(item.attempts or 0) + 1
+            await take(attempt=True)
 
         page = runner.page
         if page is None:
             return False
         try:
             delivery = await page.deliver(item.message_id, envelope, before_send)
+            if not delivery.attempted:
+                await take(attempt=False)  # the page had it already (a previous owner handed it over)
+        except _Finished:
+            return True
         except PermanentSendError as exc:
-            await self._fail(item, exc.code, str(exc))
+            await self._fail(current[0], exc.code, str(exc))
             return True
         except TransientSendError as exc:
-            delay = self.backoff.delay(int(item.attempts or 1) - 1)
-            log.warning("message %s: %s (attempt %s); again in %.1fs", item.message_id, exc, item.attempts, delay)
+            delay = self.backoff.delay(int(current[0].attempts or 1) - 1)
+            log.warning("message %s: %s (attempt %s); again in %.1fs", item.message_id, exc, current[0].attempts,
+                        delay)
             asyncio.get_running_loop().call_later(delay, self._wake.set)
             return False
+        item = current[0]
         self.sent_ids[delivery.serialized] = item.message_id
         if len(self.sent_ids) > 5000:  # acks of older messages are found through the wa-message index
             del self.sent_ids[next(iter(self.sent_ids))]
@@ -156,10 +176,12 @@ class Outbox:
         status = ack_status(delivery.ack)
         if status is MessageStatus.FAILED:
             await self._fail(item, "send_failed", "WhatsApp reported the message as failed")
-        elif status in SENT and await self.store.advance(item, status, lease, f"ack {delivery.ack}"):
-            await runner.publish_message_status(item.message_id, status, item.client_reference)
-            runner.parts.count("messages_sent")
-            runner.parts.metrics["queue_lag_seconds"] = max(0.0, time.time() - _created(item))
+        elif status in SENT:
+            if await self.store.advance(item, status, lease, f"ack {delivery.ack}"):
+                await runner.publish_message_status(item.message_id, status, item.client_reference)
+                runner.parts.count("messages_sent")
+                runner.parts.metrics["queue_lag_seconds"] = max(0.0, time.time() - _created(item))
+            self._record(item.message_id, status)
         log.info("message %s sent (ack %s, attempt %s, correlation %s)", item.message_id, delivery.ack,
                  item.attempts, item.correlation_id)
         return True
@@ -187,6 +209,10 @@ class Outbox:
         lease = self.runner.lease
         for serialized in ids:
             message_id = self.sent_ids.get(serialized)
+            known = self.recorded.get(message_id) if message_id else None
+            if known is not None and status is not MessageStatus.FAILED \
+                    and STATUS_RANK[status] <= STATUS_RANK.get(known, 0):
+                continue  # already written when the send returned: no read, no write
             item = await self.store.find_message(self.runner.account_id, message_id) if message_id \
                 else await self.store.by_wa_id(serialized)
             if item is None or item.direction != "outbound":
@@ -195,6 +221,17 @@ class Outbox:
                 await self._fail(item, "send_failed", "WhatsApp reported the message as failed")
             elif await self.store.advance(item, status, lease):
                 await self.runner.publish_message_status(item.message_id, status, item.client_reference)
+            if status is not MessageStatus.FAILED:
+                self._record(item.message_id, status)
+
+    def _record(self, message_id: str, status: MessageStatus) -> None:
+        self.recorded[message_id] = status
+        if len(self.recorded) > 5000:
+            del self.recorded[next(iter(self.recorded))]
+
+
+class _Finished(Exception):
+    """Another writer already finished the message (it is terminal): nothing to do."""
 
 
 def _created(item: MessageItem) -> float:

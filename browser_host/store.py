@@ -117,8 +117,8 @@ class HostStore:
     async def find_message(self, account_id: str, message_id: str) -> MessageItem | None:
         return await asyncio.to_thread(self.messages.find, account_id, message_id)
 
-    async def mark_sending(self, item: MessageItem, serialized: str, lease: Lease) -> bool:
-        return await asyncio.to_thread(self.messages.mark_sending, item, serialized, lease.token)
+    async def mark_sending(self, item: MessageItem, serialized: str, lease: Lease, attempt: bool) -> bool:
+        return await asyncio.to_thread(self.messages.mark_sending, item, serialized, lease.token, attempt)
 
     async def count_attempt(self, item: MessageItem, lease: Lease) -> bool:
         return await asyncio.to_thread(self.messages.count_attempt, item, lease.token)

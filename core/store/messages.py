@@ -125,10 +125,14 @@ class MessageRepository:
             raise
         return True
 
-    def mark_sending(self, item: MessageItem, wa_message_id: str, token: int) -> bool:
-        """queued → sending, fenced: only the owner moves a message on; False if it was not queued."""
-        return self.transition(item, MessageStatus.SENDING, allowed_from={MessageStatus.QUEUED},
-                               extra=[MessageItem.wa_message_id.set(wa_message_id)], token=token)
+    def mark_sending(self, item: MessageItem, wa_message_id: str, token: int, attempt: bool = True) -> bool:
+        """queued → sending, fenced (only the owner moves a message on), counting the hand-over it is about
+        to make as an attempt; False if it was not queued."""
+        extra: list[Any] = [MessageItem.wa_message_id.set(wa_message_id)]
+        if attempt:
+            extra.append(MessageItem.attempts.add(1))
+        return self.transition(item, MessageStatus.SENDING, allowed_from={MessageStatus.QUEUED}, extra=extra,
+                               token=token)
 
     def count_attempt(self, item: MessageItem, token: int) -> bool:
         """One more hand-over to WhatsApp Web (only real attempts count; waiting does not)."""

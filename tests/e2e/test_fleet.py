@@ -126,3 +126,22 @@ def test_delete_of_a_working_account_logs_its_device_out(tenant_admin: Api, phon
     assert tenant_admin.delete(f"/accounts/{account_id}").status_code == 204
     wait_until(lambda: not phone.devices(business), 30, "the device unlinked")
     assert tenant_admin.get(f"/accounts/{account_id}").status_code == 404
+
+
+def test_control_reaches_the_owner_through_its_inbox_not_the_table_poll(tenant_admin: Api, phone: Phone,
+                                                                        fleet: Fleet) -> None:
+    # Given a host that re-reads the table only every two minutes
+    fleet.start(HOST_RECONCILE_INTERVAL="120", HOST_SWEEP_INTERVAL="120")
+    business, contact = _number(), _number()
+    account_id = create_account(tenant_admin)["account_id"]
+
+    # When the account is started, linked, sent a message, stopped and started again
+    link_by_qr(tenant_admin, phone, account_id, business)
+    send_text(tenant_admin, account_id, contact, "pushed")
+    wait_until(lambda: [m["body"] for m in phone.received(contact)] == ["pushed"], 30, "the message")
+    assert tenant_admin.post(f"/accounts/{account_id}/stop").status_code == 202
+    wait_until(lambda: account_status(tenant_admin, account_id) == "STOPPED", 30, "STOPPED")
+    assert tenant_admin.post(f"/accounts/{account_id}/start").status_code == 202
+
+    # Then each reached the host well before its next poll: nudges on the control queue and its inbox
+    wait_until(lambda: account_status(tenant_admin, account_id) == "WORKING", 30, "WORKING again")
