@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,12 +24,6 @@ TEST_ENV = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_D
             "AWS_REGION": "us-east-1"}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def aws_env() -> Iterator[dict[str, str]]:
     """Test credentials and region for this process and the subprocesses it starts."""
@@ -49,25 +39,13 @@ def aws_env() -> Iterator[dict[str, str]]:
 
 @pytest.fixture(scope="session")
 def moto_url(aws_env: dict[str, str]) -> Iterator[str]:
-    """moto's server in its own process: in a thread it would share this process's GIL with the
-    migration under test and halve throughput (measured: ~50 vs ~100 account writes/s)."""
-    port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/moto-api/", timeout=1):
-                break
-        except OSError:
-            if time.monotonic() > deadline or server.poll() is not None:
-                server.kill()
-                raise RuntimeError("moto server did not start") from None
-            time.sleep(0.1)
-    yield url
-    server.terminate()
-    server.wait(timeout=10)
+    """moto's server in its own process (the harness's emulator): in a thread it would share this process's
+    GIL with the migration under test and halve throughput (measured: ~50 vs ~100 account writes/s)."""
+    from infra.local.emulator import MotoEmulator
+
+    emulator = MotoEmulator(own_process=True)
+    yield emulator.start()
+    emulator.stop()
 
 
 @dataclass

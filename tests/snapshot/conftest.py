@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import urllib.request
 import uuid
 from collections.abc import Coroutine, Iterator
@@ -23,21 +22,13 @@ BUSINESS = "15551234567"
 CONTACT = "15550001111"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
+    from infra.local.emulator import MotoEmulator
 
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
+    emulator = MotoEmulator()
+    yield emulator.start()
+    emulator.stop()
 
 
 @pytest.fixture(scope="session")
