@@ -68,7 +68,7 @@ class HostInbox:
         url = queue_url or self.url
         if not url:
             return []
-        sqs = client("sqs")
+        sqs = client("sqs", long_poll=wait_seconds)
         response = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_seconds)
         messages = list(response.get("Messages", []))
         if messages:

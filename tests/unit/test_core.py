@@ -43,3 +43,28 @@ def test_an_account_change_touches_only_what_it_names() -> None:
 def test_inbox_names_are_valid_sqs_names() -> None:
     name = inbox_name("wagate-host-", "ip-10-0-1-2.ec2.internal/task:abc" + "x" * 100)
     assert len(name) <= 80 and all(c.isalnum() or c in "-_" for c in name)
+
+
+def test_aws_calls_give_up_before_api_gateway_does() -> None:
+    """Finding 2: 30 s read timeout x 5 attempts outlasted the 29 s function timeout, so the code that answers
+    503 (and would clean up) never ran on AWS."""
+    from core.aws import client, reset_clients
+    from core.config import Settings, get_settings, reset_settings
+    from core.store import tables
+
+    reset_settings()
+    reset_clients()
+    try:
+        settings = get_settings()
+        config = client("sqs").meta.config
+        worst = (config.connect_timeout + config.read_timeout) * config.retries["total_max_attempts"]
+        assert worst < 29, worst
+        # A long poll's client waits longer than the poll, or every empty poll would end in a timeout error
+        assert client("sqs", long_poll=20).meta.config.read_timeout > 20
+        tables.bind(Settings())
+        meta = tables.MessageItem.Meta
+        worst_dynamodb = (meta.connect_timeout_seconds + meta.read_timeout_seconds) * (meta.max_retry_attempts + 1)
+        assert worst_dynamodb < 29 and settings.aws_max_attempts >= 1
+    finally:
+        reset_settings()
+        reset_clients()
