@@ -31,6 +31,7 @@ log = logging.getLogger("browser_host.outbox")
 # Message ids are made before the row is written; a row may appear up to this long after its id's time.
 WRITE_DELAY_MS = 60_000
 SENT = frozenset({MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ})
+PAGE = 50  # pending rows read at once
 
 
 class Outbox:
@@ -77,7 +78,7 @@ class Outbox:
     async def _drain(self) -> None:
         since = self.pending_from
         while not self._stopping:
-            items = await self.store.pending(self.runner.account_id, since)
+            items = await self.store.pending(self.runner.account_id, since, PAGE)
             if not items:
                 break
             for item in items:
@@ -86,6 +87,8 @@ class Outbox:
                 if not await self._deliver(item):
                     self._advance(item.message_id)
                     return
+            if len(items) < PAGE:
+                break  # that was all of it; a message written meanwhile wakes the outbox again
             since = items[-1].message_id + "0"  # just past the last one (ids have one length)
         self._advance(id_floor("msg", int(time.time() * 1000) - WRITE_DELAY_MS))
 

@@ -111,8 +111,8 @@ class HostStore:
 
     # --- messages -------------------------------------------------------------------------------------------
 
-    async def pending(self, account_id: str, since_id: str) -> list[MessageItem]:
-        return await asyncio.to_thread(self.messages.pending, account_id, since_id)
+    async def pending(self, account_id: str, since_id: str, limit: int = 50) -> list[MessageItem]:
+        return await asyncio.to_thread(self.messages.pending, account_id, since_id, limit)
 
     async def find_message(self, account_id: str, message_id: str) -> MessageItem | None:
         return await asyncio.to_thread(self.messages.find, account_id, message_id)

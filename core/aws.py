@@ -26,7 +26,7 @@ def client(service: str, long_poll: int = 0) -> Any:
     # ourselves instead of a function timeout that skips our cleanup.
     config = Config(retries={"total_max_attempts": settings.aws_max_attempts, "mode": "standard"},
                     connect_timeout=settings.aws_connect_timeout,
-                    read_timeout=settings.aws_read_timeout + long_poll, max_pool_connections=50)
+                    read_timeout=settings.aws_read_timeout + long_poll, max_pool_connections=64)
     return boto3.session.Session().client(  # type: ignore[call-overload]
         service, region_name=settings.region, endpoint_url=settings.endpoint_url, config=config
     )

@@ -218,7 +218,7 @@ def bind(settings: Settings) -> None:
         model.Meta.connect_timeout_seconds = math.ceil(settings.aws_connect_timeout)
         model.Meta.read_timeout_seconds = math.ceil(settings.aws_read_timeout)
         model.Meta.max_retry_attempts = settings.aws_max_attempts - 1
-        model.Meta.max_pool_connections = 50  # a browser host calls from many worker threads at once
+        model.Meta.max_pool_connections = 64  # a browser host calls from up to 64 worker threads
         model._connection = None  # rebuilt lazily with the new settings
         for index in model._indexes.values():
             index.Meta.model = model
