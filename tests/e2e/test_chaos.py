@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
 from infra.local.harness import link_by_qr
@@ -128,3 +129,6 @@ def test_hosts_dying_lose_nothing_send_nothing_twice_and_never_drive_one_account
         fleet.stop_all()
         stop_all_accounts()
         print(fleet.logs())
+        # Thousands of events nobody reads here: emptied so later tests do not wade through them.
+        boto3.client("sqs", endpoint_url=runtime.endpoint_url, region_name="us-east-1").purge_queue(
+            QueueUrl=runtime.stack.refs["EventsQueue"])
