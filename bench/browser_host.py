@@ -21,8 +21,8 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -41,6 +41,8 @@ for _name, _value in (("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "
     os.environ.setdefault(_name, _value)
 
 from bench.report import machine, write_section  # noqa: E402
+from bench.stack import kill_marked, start_moto, stop_process  # noqa: E402
+from infra.local.harness import Api, Phone  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 POLL_S = 0.2
@@ -128,56 +130,6 @@ def idle_cpu(root: int, seconds: float, moto_pid: int | None = None) -> dict[str
     return window.percent()
 
 
-def start_moto() -> tuple[subprocess.Popen[bytes], str]:
-    """moto's server as its own process (as AWS is not in the API's process in production)."""
-    from infra.local.emulator import free_port
-
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url + "/moto-api/data.json", timeout=2).read()
-            return process, url
-        except OSError:
-            time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("moto server did not start")
-
-
-# --- HTTP: the API and the simulated phone ------------------------------------------------------------------
-
-class Api:
-    """The local REST API with one key; one keep-alive session per thread."""
-
-    def __init__(self, base: str, key: str) -> None:
-        self.base, self.key = base, key
-        self._local = threading.local()
-
-    def _session(self) -> Any:
-        import requests
-
-        if not hasattr(self._local, "session"):
-            self._local.session = requests.Session()
-            self._local.session.headers["X-Api-Key"] = self.key
-        return self._local.session
-
-    def call(self, method: str, path: str, **kw: Any) -> Any:
-        return self._session().request(method, self.base + path, timeout=60, **kw)
-
-
-def sim_call(base: str, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
-    request = urllib.request.Request(base + path, method=method, headers={"Content-Type": "application/json"},
-                                     data=json.dumps(body).encode() if body is not None else None)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"null")
-
-
 def _pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -202,18 +154,18 @@ class Opened:
     error: str | None = None
 
 
-def open_account(api: Api, sim_url: str, account_id: str, phone: str, timeout: float) -> Opened:
+def open_account(api: Api, sim: Phone, account_id: str, phone: str, timeout: float) -> Opened:
     """Start the account, read its QR through the API, scan it with the phone, wait for WORKING."""
     result = Opened(account_id, phone)
     deadline = time.monotonic() + timeout
     t0 = time.monotonic()
-    response = api.call("POST", f"/accounts/{account_id}/start")
+    response = api.post(f"/accounts/{account_id}/start")
     if response.status_code != 202:
         result.error = f"start answered {response.status_code}"
         return result
     qr = None
     while time.monotonic() < deadline:
-        response = api.call("GET", f"/accounts/{account_id}/qr", params={"format": "raw"})
+        response = api.get(f"/accounts/{account_id}/qr", params={"format": "raw"})
         if response.status_code == 200:
             qr = response.json()["value"]
             break
@@ -225,17 +177,17 @@ def open_account(api: Api, sim_url: str, account_id: str, phone: str, timeout: f
     t_scan = time.monotonic()
     while time.monotonic() < deadline:
         result.link_attempts += 1
-        status, body = sim_call(sim_url, "POST", "/sim/link", {"qr": qr, "phone_number": phone})
+        status, body = sim.call("POST", "/sim/link", {"qr": qr, "phone_number": phone})
         if status == 200:
             break
         time.sleep(POLL_S)  # the QR rotated between reading and scanning: read the current one
-        response = api.call("GET", f"/accounts/{account_id}/qr", params={"format": "raw"})
+        response = api.get(f"/accounts/{account_id}/qr", params={"format": "raw"})
         qr = response.json()["value"] if response.status_code == 200 else qr
     else:
         result.error = f"the phone refused the QR: {body}"
         return result
     while time.monotonic() < deadline:
-        status_now = api.call("GET", f"/accounts/{account_id}").json().get("connection_status")
+        status_now = api.get(f"/accounts/{account_id}").json().get("connection_status")
         if status_now == "WORKING":
             result.scan_to_working, result.ok = time.monotonic() - t_scan, True
             return result
@@ -271,7 +223,7 @@ def _metric(health_url: str, name: str) -> float:
     return 0.0
 
 
-def outbound(api: Api, sim_url: str, health_url: str, accounts: list[Opened], per_account: int, senders: int,
+def outbound(api: Api, sim: Phone, health_url: str, accounts: list[Opened], per_account: int, senders: int,
              timeout: float) -> dict[str, Any]:
     """`per_account` texts to each account's own contact, posted by `senders` threads; statuses from the API."""
     contacts = {a.account_id: f"1555800{i:04d}" for i, a in enumerate(accounts)}
@@ -284,7 +236,7 @@ def outbound(api: Api, sim_url: str, health_url: str, accounts: list[Opened], pe
         for j in range(per_account):
             for account in mine:
                 t = time.monotonic()
-                response = api.call("POST", f"/accounts/{account.account_id}/messages", json={
+                response = api.post(f"/accounts/{account.account_id}/messages", json={
                     "to": contacts[account.account_id], "type": "text", "text": {"body": f"bench {j:03d}"}})
                 with lock:
                     if response.status_code == 202:
@@ -299,10 +251,22 @@ def outbound(api: Api, sim_url: str, health_url: str, accounts: list[Opened], pe
     total = len(posted)
     deadline = time.monotonic() + timeout
     done = 0.0
-    while time.monotonic() < deadline:
+    # The host's counters say when to look; the API says when every account's last text is terminal (the
+    # counters alone can fall short: `messages_sent` misses a text whose ack event recorded `sent` first).
+    last: dict[str, str] = {}
+    for account_id, message_id, _ in posted:
+        last[account_id] = max(last.get(account_id, ""), message_id)
+    seen, seen_at = -1.0, time.monotonic()
+    while last and time.monotonic() < deadline:
         done = _metric(health_url, "messages_sent") + _metric(health_url, "messages_failed") - sent_before
-        if done >= total:
-            break
+        if done != seen:
+            seen, seen_at = done, time.monotonic()
+        if done >= total or time.monotonic() - seen_at > 2:
+            for account_id, message_id in list(last.items()):
+                status = api.get(f"/accounts/{account_id}/messages/{message_id}").json().get("status")
+                if status not in ("queued", "sending"):
+                    last.pop(account_id)
+            seen_at = time.monotonic()
         time.sleep(0.5)
     drain_s = time.monotonic() - t0
     # Server-side timestamps: `queued` written by the API, `sending`/`sent` by the host (same clock).
@@ -311,7 +275,7 @@ def outbound(api: Api, sim_url: str, health_url: str, accounts: list[Opened], pe
         cursor = None
         while True:
             params: dict[str, Any] = {"direction": "outbound", "limit": 100, **({"cursor": cursor} if cursor else {})}
-            page = api.call("GET", f"/accounts/{account.account_id}/messages", params=params).json()
+            page = api.get(f"/accounts/{account.account_id}/messages", params=params).json()
             records += page.get("items", [])
             cursor = page.get("next_cursor")
             if not cursor:
@@ -334,8 +298,7 @@ def outbound(api: Api, sim_url: str, health_url: str, accounts: list[Opened], pe
     in_order = duplicates = missing = 0
     expected = [f"bench {j:03d}" for j in range(per_account)]
     for account in accounts:
-        _, body = sim_call(sim_url, "GET", f"/sim/contacts/{contacts[account.account_id]}/messages")
-        got = [m["body"] for m in (body or {}).get("messages", [])]
+        got = [m["body"] for m in sim.received(contacts[account.account_id])]
         in_order += got == expected
         duplicates += len(got) - len(set(got))
         missing += len(set(expected) - set(got))
@@ -357,40 +320,68 @@ def outbound(api: Api, sim_url: str, health_url: str, accounts: list[Opened], pe
 
 # --- ceilings -----------------------------------------------------------------------------------------------
 
-def sqs_ceiling(endpoint_url: str, depth: int, seconds: float) -> dict[str, float]:
-    """A bare receive(10) + delete-each loop (what the host does per message) on a FIFO queue of the same moto,
-    kept `depth` deep across 50 groups by untimed refills (the host's queue is shallow too)."""
+def dynamodb_ceiling(endpoint_url: str, table: str, seconds: float) -> dict[str, float]:
+    """What now bounds a message on the AWS side, measured bare on the same moto (boto3, no product code):
+    (a) a loop of conditional UpdateItems on the messages table (queued → sending → sent, each conditional on
+    the current status and appending to the status history, as the host's transitions do); (a') one message's
+    store sequence as a loop: Query the account's pending rows + the two conditional UpdateItems + SendMessage
+    (the status event). Rows are seeded beforehand, untimed."""
     import boto3
 
+    ddb = boto3.client("dynamodb", endpoint_url=endpoint_url, region_name="us-east-1")
     sqs = boto3.client("sqs", endpoint_url=endpoint_url, region_name="us-east-1")
-    url = sqs.create_queue(QueueName="bench-ceiling.fifo", Attributes={
-        "FifoQueue": "true", "ContentBasedDeduplication": "false"})["QueueUrl"]
-    sent = 0
+    queue = sqs.create_queue(QueueName="bench-ceiling-events")["QueueUrl"]
+    rows = 400
 
-    def refill(n: int) -> None:
-        nonlocal sent
-        while n > 0:
-            k = min(10, n)
-            sqs.send_message_batch(QueueUrl=url, Entries=[
-                {"Id": str(i), "MessageBody": json.dumps({"n": i, "pad": "x" * 400}), "MessageGroupId": f"g{i % 50}",
-                 "MessageDeduplicationId": f"d{i}"} for i in range(sent, sent + k)])
-            sent, n = sent + k, n - k
+    def seed(account: str) -> list[str]:
+        ids = [f"msg_{i:026d}" for i in range(rows)]
+        for k in range(0, rows, 25):
+            ddb.batch_write_item(RequestItems={table: [{"PutRequest": {"Item": {
+                "account_id": {"S": account}, "message_id": {"S": m}, "status": {"S": "queued"},
+                "direction": {"S": "outbound"}, "tenant_id": {"S": "bench"}, "type": {"S": "text"},
+                "content": {"S": '{"to":"15550001111","type":"text","text":{"body":"x"}}'},
+                "status_history": {"L": [{"M": {"status": {"S": "queued"}, "at": {"S": "2026-01-01T00:00:00Z"}}}]},
+                "created_at": {"S": "2026-01-01T00:00:00Z"}, "updated_at": {"S": "2026-01-01T00:00:00Z"}}}}
+                for m in ids[k:k + 25]]})
+        return ids
 
-    refill(depth)
-    received, timed = 0, 0.0
-    while timed < seconds:
-        t0 = time.perf_counter()
-        batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30,
-                                    AttributeNames=["All"]).get("Messages", [])
-        for message in batch:
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-        timed += time.perf_counter() - t0
-        received += len(batch)
-        if not batch:
+    def move(account: str, message_id: str, old: str, new: str) -> None:
+        ddb.update_item(
+            TableName=table, Key={"account_id": {"S": account}, "message_id": {"S": message_id}},
+            UpdateExpression="SET #s = :new, updated_at = :at, status_history = list_append(status_history, :h), "
+                             "fence = :fence",
+            ConditionExpression="#s IN (:old) AND (attribute_not_exists(fence) OR fence <= :fence)",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={
+                ":new": {"S": new}, ":old": {"S": old}, ":at": {"S": "2026-01-01T00:00:01Z"}, ":fence": {"N": "1"},
+                ":h": {"L": [{"M": {"status": {"S": new}, "at": {"S": "2026-01-01T00:00:01Z"}}}]}})
+
+    ids = seed("acc_bench_ceiling_a")
+    updates, t0 = 0, time.perf_counter()
+    for message_id in ids:
+        move("acc_bench_ceiling_a", message_id, "queued", "sending")
+        move("acc_bench_ceiling_a", message_id, "sending", "sent")
+        updates += 2
+        if time.perf_counter() - t0 > seconds:
             break
-        refill(len(batch))
-    sqs.delete_queue(QueueUrl=url)
-    return {"messages": received, "rate": received / timed if timed else float("nan")}
+    update_rate = updates / (time.perf_counter() - t0)
+    ids = seed("acc_bench_ceiling_b")
+    sent, t0 = 0, time.perf_counter()
+    for message_id in ids:
+        ddb.query(TableName=table, ConsistentRead=True, Limit=50,
+                  KeyConditionExpression="account_id = :a AND message_id >= :since",
+                  FilterExpression="#s IN (:q, :s)", ExpressionAttributeNames={"#s": "status"},
+                  ExpressionAttributeValues={":a": {"S": "acc_bench_ceiling_b"}, ":since": {"S": message_id},
+                                             ":q": {"S": "queued"}, ":s": {"S": "sending"}})
+        move("acc_bench_ceiling_b", message_id, "queued", "sending")
+        move("acc_bench_ceiling_b", message_id, "sending", "sent")
+        sqs.send_message(QueueUrl=queue, MessageBody=json.dumps({"type": "message.status", "id": message_id}))
+        sent += 1
+        if time.perf_counter() - t0 > seconds:
+            break
+    sequence_rate = sent / (time.perf_counter() - t0)
+    sqs.delete_queue(QueueUrl=queue)
+    return {"update_rate": update_rate, "sequence_rate": sequence_rate}
 
 
 async def _page_ceiling(sim_url: str, seconds: float) -> dict[str, float]:
@@ -412,8 +403,8 @@ async def _page_ceiling(sim_url: str, seconds: float) -> dict[str, float]:
             evaluate_rate = calls / (time.perf_counter() - t0)
             for _ in range(100):  # link the page, so that it can send
                 code = await page.evaluate("WPP.conn.getAuthCode().then((c) => c && c.fullCode)")
-                if code and sim_call(sim_url, "POST", "/sim/link", {"qr": code, "phone_number": "15557770000"}
-                                     )[0] == 200:
+                if code and Phone(sim_url).call("POST", "/sim/link", {"qr": code,
+                                                                        "phone_number": "15557770000"})[0] == 200:
                     break
                 await asyncio.sleep(0.1)
             await page.wait_for_function("WPP.conn.isMainReady()", polling=50)
@@ -480,13 +471,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         key, _ = ensure_bootstrap_key(services(), None)
         api = Api(runtime.api_url, key)
         sim_url = runtime.sim.url
+        sim = Phone(sim_url)
         host_env = {"HOST_MAX_ACCOUNTS": str(max(counts)), "HOST_OPEN_CONCURRENCY": str(args.open_concurrency),
-                    "HOST_OUTBOUND_WAIT_SECONDS": str(args.outbound_wait)}
+                    "HOST_INBOX_WAIT_SECONDS": str(args.inbox_wait)}
+        # Its own TMPDIR: Chromium's temp folders land here and its processes are found by it for the clean-up.
+        (workdir / "t").mkdir()
         if args.reconcile_interval:
             host_env["HOST_RECONCILE_INTERVAL"] = str(args.reconcile_interval)
         out["host_env"] = host_env
         t0 = time.monotonic()
-        host = HostProcess(runtime.host_env(), log_path=log_path, extra_env=host_env).start(timeout=120)
+        host = HostProcess(runtime.host_env(), log_path=log_path,
+                           extra_env={**host_env, "TMPDIR": str(workdir / "t")}).start(timeout=120)
         out["host_start_s"] = time.monotonic() - t0
         assert host.process is not None
         root = host.process.pid
@@ -507,11 +502,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 batch = min(args.batch, target - len(working))
                 ids = []
                 for _ in range(batch):
-                    response = api.call("POST", "/accounts", json={"account_name": f"bench {created}"})
+                    response = api.post("/accounts", json={"account_name": f"bench {created}"})
                     ids.append((response.json()["account_id"], f"1555{created:07d}"))
                     created += 1
                 with ThreadPoolExecutor(batch) as pool:
-                    results = list(pool.map(lambda a: open_account(api, sim_url, a[0], a[1], args.open_timeout), ids))
+                    results = list(pool.map(lambda a: open_account(api, sim, a[0], a[1], args.open_timeout), ids))
                 step_opened += results
                 working += [r for r in results if r.ok]
                 failed += [r for r in results if not r.ok]
@@ -530,7 +525,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             _print_step(step)
             if len(working) >= args.outbound_accounts and "outbound" not in out and args.messages > 0:
                 window = CpuWindow(root, moto_pid)
-                out["outbound"] = outbound(api, sim_url, host.health_url, working[:args.outbound_accounts],
+                out["outbound"] = outbound(api, sim, host.health_url, working[:args.outbound_accounts],
                                            args.messages, args.senders, args.outbound_timeout)
                 out["outbound"]["cpu"] = window.percent()
                 _print_outbound(out["outbound"])
@@ -539,15 +534,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 break
         if "outbound" not in out and working and args.messages > 0:
             window = CpuWindow(root, moto_pid)
-            out["outbound"] = outbound(api, sim_url, host.health_url, working[:args.outbound_accounts],
+            out["outbound"] = outbound(api, sim, host.health_url, working[:args.outbound_accounts],
                                        args.messages, args.senders, args.outbound_timeout)
             out["outbound"]["cpu"] = window.percent()
             _print_outbound(out["outbound"])
         out["failed"] = failed
         out["health"] = host.health()
-        out["sqs_ceiling"] = sqs_ceiling(str(runtime.endpoint_url), args.ceiling_depth, args.ceiling_seconds)
+        out["aws_ceiling"] = dynamodb_ceiling(str(runtime.endpoint_url), runtime.env["MESSAGES_TABLE"],
+                                              args.ceiling_seconds)
         out["page_ceiling"] = page_ceiling(sim_url, args.ceiling_seconds)
-        print(f"  ceilings: SQS {out['sqs_ceiling']['rate']:.0f} msg/s, evaluate "
+        print(f"  ceilings: conditional UpdateItem {out['aws_ceiling']['update_rate']:.0f}/s, store sequence "
+              f"{out['aws_ceiling']['sequence_rate']:.0f} msg/s, evaluate "
               f"{out['page_ceiling']['evaluate_rate']:.0f} calls/s, send+ack {out['page_ceiling']['send_rate']:.0f}/s",
               flush=True)
     finally:
@@ -557,13 +554,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             out["host_stop_s"] = time.monotonic() - t0
             out["host_exit"] = host.process.returncode if host.process else None
         runtime.stop()
-        if moto is not None:
-            moto.terminate()
-            try:
-                moto.wait(10)
-            except subprocess.TimeoutExpired:
-                moto.kill()
-                moto.wait(10)
+        kill_marked(str(workdir / "t"))
+        shutil.rmtree(workdir / "t", ignore_errors=True)
+        stop_process(moto)
         out["log_summary"] = _log_summary(log_path)
         out["total_s"] = time.monotonic() - t_begin
     return out
@@ -666,7 +659,7 @@ def render(out: dict[str, Any], command: str) -> str:
     ]
     o = out.get("outbound")
     if o:
-        sqs, page = out["sqs_ceiling"], out["page_ceiling"]
+        aws, page = out["aws_ceiling"], out["page_ceiling"]
         lat, wait, send = o["latency"], o["queue_wait"], o["send_time"]
         cores = os.cpu_count() or 1
         host_cs = max(1e-9, o["cpu"]["tree"] / 100 * o["drain_s"] / max(1, o["posted"]))
@@ -677,27 +670,31 @@ def render(out: dict[str, Any], command: str) -> str:
             f"{o['posted']} texts posted through the API by {o['senders']} client threads in {o['post_s']:.1f} s "
             f"({o['post_rate']:.1f}/s, POST p50 {o['post_p50_ms']:.0f} ms, p99 {o['post_p99_ms']:.0f} ms"
             f"{', ' + str(o['post_error_count']) + ' errors' if o['post_error_count'] else ''}) while the host "
-            f"drained the queue (`HOST_OUTBOUND_WAIT_SECONDS={out['host_env']['HOST_OUTBOUND_WAIT_SECONDS']}`, see "
-            f"below); final statuses {o['statuses']}. \"Sent\" is the API's message status `sent` (the "
+            f"drained each account's outbox (the `queued` rows; a nudge to its inbox per message, long-polled with "
+            f"`HOST_INBOX_WAIT_SECONDS={out['host_env']['HOST_INBOX_WAIT_SECONDS']}`); final statuses {o['statuses']}. "
+            "\"Sent\" is the API's message status `sent` (the "
             "host writes it when WhatsApp's server — the simulator — acks, ack 1); latencies come from the message's "
             "status history (`queued` written by the API, `sending`/`sent` by the host, same clock). On the phones: "
             f"{o['in_order']}/{o['accounts']} contacts got their {o['per_account']} texts exactly once and in order "
-            f"({o['duplicates']} duplicates, {o['missing']} missing).",
+            f"({o['duplicates']} duplicates, {o['missing']} missing). The host's `wagate_messages_sent` + "
+            f"`wagate_messages_failed` counters (`/metrics`) rose by {o['done']:.0f} for these {o['posted']} texts.",
             "",
             "| measure | value |",
             "|---|---|",
             f"| enqueue → sent, p50 / p99 | {_pct(lat, 0.5):.2f} s / {_pct(lat, 0.99):.2f} s |",
-            f"| of which queued → sending (queue + pick-up), p50 / p99 | {_pct(wait, 0.5):.2f} s / "
+            f"| of which queued → sending (nudge + pick-up), p50 / p99 | {_pct(wait, 0.5):.2f} s / "
             f"{_pct(wait, 0.99):.2f} s |",
             f"| of which sending → sent (page + ack + writes), p50 / p99 | {_pct(send, 0.5):.2f} s / "
             f"{_pct(send, 0.99):.2f} s |",
             f"| sustained, first `queued` → last `sent` | **{o['rate']:.1f} msg/s** |",
             f"| host send rate, first → last `sent` | {o['sent_rate']:.1f} msg/s |",
-            f"| ceiling (a): bare SQS receive(10) + delete loop, same moto, FIFO {out['ceiling_depth']} deep | "
-            f"{sqs['rate']:.1f} msg/s |",
+            f"| ceiling (a): bare conditional UpdateItem loop on the messages table, same moto | "
+            f"{aws['update_rate']:.0f} updates/s |",
+            f"| (a'): one message's store sequence, bare (Query pending + 2 conditional UpdateItems + SendMessage) | "
+            f"{aws['sequence_rate']:.1f} msg/s |",
             f"| ceiling (b): bare `page.evaluate` loop, one wa_sim page | {page['evaluate_rate']:.0f} calls/s |",
             f"| (b'): bare `sendTextMessage` + wait for ack loop, one page | {page['send_rate']:.0f} msg/s |",
-            f"| ours / (a) | {o['rate'] / sqs['rate']:.3f} |",
+            f"| ours / (a') | {o['rate'] / aws['sequence_rate']:.2f} |",
             f"| ours / (b) | {o['rate'] / page['evaluate_rate']:.3f} |",
             f"| ours / (b') | {o['rate'] / page['send_rate']:.2f} |",
             "",
@@ -710,15 +707,13 @@ def render(out: dict[str, Any], command: str) -> str:
             "CPU." + (f" moto used {o['cpu']['moto']:.0f} % of a core — one Python process, so it is saturated: the "
                       "outbound rate here is the emulator's, not the host's." if o["cpu"]["moto"] > 70 else ""),
             "",
-            "Per message the host makes ~8 AWS calls (get message, get account, `sending` update, get message, `sent` "
-            "update, get account + events send, delete) and 3 `evaluate`s (find, send, wait for ack — polled every "
-            "50 ms), one worker per account; so (a) and (b) are what one bare loop gets, not a bound the host could "
-            "reach. Why the long poll is 1 s here: moto's FIFO `ReceiveMessage` decides which message groups are "
-            "blocked (have a message in flight) when the call starts and keeps that view for the whole long poll, "
-            "busy-looping while the blocked messages are visible (one such 1 s poll costs moto 99 % of a core). "
-            "With the production 10 s, an account whose message was in flight when a poll began gets nothing from "
-            "that poll, so its next messages wait up to 10 s each time. 1 s (as the e2e tests use) bounds that wait; "
-            "the spinning remains, which is much of moto's CPU above — an emulator artifact, not the host's.",
+            "There is no outbound queue any more: the API's `queued` row is the outbox and a nudge wakes the owner. "
+            "Per message the host receives and deletes the nudge, queries the account's pending rows, makes the "
+            "`sending` and `sent` conditional writes (fenced by its lease token) and publishes a `message.status` "
+            "event, plus 3 `evaluate`s (find, send, wait for the ack); `python -m bench.fleet` counts every call "
+            "by operation (docs: Fleet (c)). One worker per account, so (a'), (b) and (b') are what one bare loop "
+            "gets on this machine, not a bound the host could reach; the shared moto process is usually the first "
+            "thing saturated here, an emulator artifact, not the host's.",
         ]
     summary = out.get("log_summary", {})
     levels = summary.get("levels", {})
@@ -783,10 +778,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--outbound-accounts", type=int, default=50)
     parser.add_argument("--messages", type=int, default=20, help="texts per account (0: skip outbound)")
     parser.add_argument("--senders", type=int, default=4, help="client threads posting messages")
-    parser.add_argument("--outbound-wait", type=int, default=1,
-                        help="HOST_OUTBOUND_WAIT_SECONDS (default 10 in production; see the report for why 1 here)")
+    parser.add_argument("--inbox-wait", "--outbound-wait", dest="inbox_wait", type=int, default=1,
+                        help="HOST_INBOX_WAIT_SECONDS: long poll of the host's inbox and the control queue (default "
+                             "10 in production; 1 as the local runtime sets it: moto's long poll burns CPU meanwhile)")
     parser.add_argument("--outbound-timeout", type=float, default=300.0)
-    parser.add_argument("--ceiling-depth", type=int, default=50, help="queue depth of the bare SQS loop")
     parser.add_argument("--ceiling-seconds", type=float, default=5.0)
     parser.add_argument("--moto", choices=("process", "thread"), default="process",
                         help="moto's server in its own process (default) or in this process like `make run`")
@@ -797,14 +792,13 @@ def main(argv: list[str] | None = None) -> None:
     given = sys.argv[1:] if argv is None else argv
     command = "python -m bench.browser_host" + (" " + " ".join(given) if given else "")
     out = run(args)
-    out.update(qr_interval=args.qr_interval, idle_seconds=args.idle_seconds, batch=args.batch,
-               ceiling_depth=args.ceiling_depth)
+    out.update(qr_interval=args.qr_interval, idle_seconds=args.idle_seconds, batch=args.batch)
     report = render(out, command)
     print()
     print(report)
     print(f"\n(host log: {out['log']})")
     if not args.no_write:
-        write_section("Browser host", report)
+        write_section("Browser host", report, keep=("Density",))  # bench.density's subsection stays
 
 
 if __name__ == "__main__":

@@ -46,6 +46,8 @@ class Outbox:
         self._stopping = False
         self.sent_ids: dict[str, str] = {}  # WhatsApp key → our message id (acks name the former)
         self.recorded: dict[str, MessageStatus] = {}  # message id → the furthest status already written
+        self.references: dict[str, str | None] = {}  # message id → client reference (for the events)
+        self.created: dict[str, float] = {}  # message id → accepted at (epoch seconds)
 
     def wake(self) -> None:
         self._wake.set()
@@ -149,6 +151,8 @@ class Outbox:
         page = runner.page
         if page is None:
             return False
+        # Known before the hand-over: WhatsApp's ack can arrive before `deliver` returns.
+        self._remember(serialized, item)
         try:
             delivery = await page.deliver(item.message_id, envelope, before_send)
             if not delivery.attempted:
@@ -165,9 +169,7 @@ class Outbox:
             asyncio.get_running_loop().call_later(delay, self._wake.set)
             return False
         item = current[0]
-        self.sent_ids[delivery.serialized] = item.message_id
-        if len(self.sent_ids) > 5000:  # acks of older messages are found through the wa-message index
-            del self.sent_ids[next(iter(self.sent_ids))]
+        self._remember(delivery.serialized, item)
         if delivery.serialized != item.wa_message_id:
             await self.store.set_wa_id(item, delivery.serialized, lease)
         if delivery.ack is None:
@@ -180,11 +182,7 @@ class Outbox:
         if status is MessageStatus.FAILED:
             await self._fail(item, "send_failed", "WhatsApp reported the message as failed")
         elif status in SENT:
-            if await self.store.advance(item, status, lease, f"ack {delivery.ack}"):
-                await runner.publish_message_status(item.message_id, status, item.client_reference)
-                runner.parts.count("messages_sent")
-                runner.parts.metrics["queue_lag_seconds"] = max(0.0, time.time() - _created(item))
-            self._record(item.message_id, status)
+            await self._advance_to(item, status, f"ack {delivery.ack}")
         log.info("message %s sent (ack %s, attempt %s, correlation %s)", item.message_id, delivery.ack,
                  item.attempts, item.correlation_id)
         return True
@@ -209,23 +207,49 @@ class Outbox:
         status = ack_status(ack)
         if status is None:
             return
-        lease = self.runner.lease
         for serialized in ids:
             message_id = self.sent_ids.get(serialized)
-            known = self.recorded.get(message_id) if message_id else None
-            if known is not None and status is not MessageStatus.FAILED \
-                    and STATUS_RANK[status] <= STATUS_RANK.get(known, 0):
-                continue  # already written when the send returned: no read, no write
-            item = await self.store.find_message(self.runner.account_id, message_id) if message_id \
-                else await self.store.by_wa_id(serialized)
-            if item is None or item.direction != "outbound":
+            if message_id is not None and status is not MessageStatus.FAILED:
+                # Ours: a key-only item is enough for the conditional write; no read.
+                await self._advance_to(MessageItem(self.runner.account_id, message_id), status, f"ack {ack}")
+                continue
+            item = await self.store.by_wa_id(serialized)  # sent by an earlier owner of the account
+            if item is None or item.direction != "outbound" or item.account_id != self.runner.account_id:
                 continue
             if status is MessageStatus.FAILED:
                 await self._fail(item, "send_failed", "WhatsApp reported the message as failed")
-            elif await self.store.advance(item, status, lease):
-                await self.runner.publish_message_status(item.message_id, status, item.client_reference)
-            if status is not MessageStatus.FAILED:
-                self._record(item.message_id, status)
+            else:
+                self.references[item.message_id] = item.client_reference
+                await self._advance_to(item, status, f"ack {ack}")
+
+    async def _advance_to(self, item: MessageItem, status: MessageStatus, reason: str) -> None:
+        """Write a forward status once, whichever of the send's answer and the ack event comes first."""
+        known = self.recorded.get(item.message_id)
+        if known is not None and STATUS_RANK[status] <= STATUS_RANK[known]:
+            return
+        self._record(item.message_id, status)  # claimed before the await: the other path skips it
+        try:
+            moved = await self.store.advance(item, status, self.runner.lease, reason)
+        except Exception:
+            self.recorded.pop(item.message_id, None)
+            raise
+        if moved:
+            await self.runner.publish_message_status(item.message_id, status,
+                                                     self.references.get(item.message_id, item.client_reference))
+            if known is None:  # first forward move from `sending`
+                self.runner.parts.count("messages_sent")
+                created = self.created.get(item.message_id)
+                if created is not None:
+                    self.runner.parts.metrics["queue_lag_seconds"] = max(0.0, time.time() - created)
+
+    def _remember(self, serialized: str, item: MessageItem) -> None:
+        """What an ack needs later without a read: our id for WhatsApp's key, the client reference, the age."""
+        self.sent_ids[serialized] = item.message_id
+        self.references[item.message_id] = item.client_reference
+        self.created[item.message_id] = _created(item)
+        for table in (self.sent_ids, self.references, self.created):
+            if len(table) > 5000:  # acks of older messages are found through the wa-message index
+                del table[next(iter(table))]
 
     def _record(self, message_id: str, status: MessageStatus) -> None:
         self.recorded[message_id] = status
