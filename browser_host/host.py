@@ -30,7 +30,7 @@ from core.store.leases import HostInfo, now_ms
 from core.store.tables import AccountItem
 
 log = logging.getLogger("browser_host")
-PAIRING_TTL_SECONDS = 180
+PAIRING_TTL_SECONDS = 180  # how long WhatsApp accepts a pairing code
 
 
 def _snapshot_parts(config: HostConfig) -> tuple[Any, Any]:

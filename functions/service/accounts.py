@@ -214,9 +214,6 @@ def get_qr(svc: Services, principal: Principal, account_id: str) -> QrCode:
     return QrCode(value=qr["value"], expires_at=qr.get("expires_at"))
 
 
-PAIRING_TTL_SECONDS = 180
-
-
 def request_pairing_code(
     svc: Services, principal: Principal, account_id: str, body: PairingCodeRequest
 ) -> PairingCode:
