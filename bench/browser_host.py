@@ -31,7 +31,6 @@ import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +39,8 @@ for _name, _value in (("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "
                       ("POWERTOOLS_METRICS_DISABLED", "true"), ("POWERTOOLS_LOG_LEVEL", "WARNING")):
     os.environ.setdefault(_name, _value)
 
-from bench.report import machine, write_section  # noqa: E402
-from bench.stack import kill_marked, start_moto, stop_process  # noqa: E402
+from bench.report import machine, pct, ts, write_section  # noqa: E402
+from bench.stack import kill_marked, start_moto, stat_fields, stop_process, ticks  # noqa: E402
 from infra.local.harness import Api, Phone  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -52,18 +51,11 @@ KINDS = ("host", "driver", "chromium", "other")
 
 # --- processes: PSS and CPU ---------------------------------------------------------------------------------
 
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-
-
 def tree(root: int) -> dict[int, str]:
     """`root` and all its descendants, each with its kind: host, driver (node), chromium, other."""
     children: dict[int, list[int]] = {}
     for name in os.listdir("/proc"):
-        if name.isdigit() and (fields := _stat_fields(int(name))) is not None:
+        if name.isdigit() and (fields := stat_fields(int(name))) is not None:
             children.setdefault(int(fields[1]), []).append(int(name))
     found, todo = {root: "host"}, [root]
     while todo:
@@ -94,14 +86,6 @@ def pss_mb(root: int) -> dict[str, float]:
     return out
 
 
-def _ticks(pids: dict[int, str]) -> dict[int, tuple[str, int]]:
-    out = {}
-    for pid, kind in pids.items():
-        if (fields := _stat_fields(pid)) is not None:
-            out[pid] = (kind, int(fields[11]) + int(fields[12]))
-    return out
-
-
 class CpuWindow:
     """CPU of the host's tree (by kind), this process (`stack`) and a separate moto server between two reads."""
 
@@ -110,15 +94,15 @@ class CpuWindow:
         self.pids[os.getpid()] = "stack"
         if moto_pid is not None:
             self.pids[moto_pid] = "moto"
-        self.before, self.t0 = _ticks(self.pids), time.monotonic()
+        self.before, self.t0 = ticks(self.pids), time.monotonic()
 
     def percent(self) -> dict[str, float]:
         """% of one core since the window opened."""
-        after, dt = _ticks(self.pids), time.monotonic() - self.t0
+        after, dt = ticks(self.pids), time.monotonic() - self.t0
         out = dict.fromkeys((*KINDS, "stack", "moto"), 0.0)
-        for pid, (kind, ticks) in after.items():
+        for pid, (kind, used) in after.items():
             if pid in self.before:
-                out[kind] += (ticks - self.before[pid][1]) / CLK_TCK / dt * 100
+                out[kind] += (used - self.before[pid][1]) / CLK_TCK / dt * 100
         out["tree"] = sum(out[k] for k in KINDS)
         return out
 
@@ -128,17 +112,6 @@ def idle_cpu(root: int, seconds: float, moto_pid: int | None = None) -> dict[str
     window = CpuWindow(root, moto_pid)
     time.sleep(seconds)
     return window.percent()
-
-
-def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered) + 0.5) - 1))]
-
-
-def _ts(iso: str) -> float:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
 # --- opening accounts ---------------------------------------------------------------------------------------
@@ -286,7 +259,7 @@ def outbound(api: Api, sim: Phone, health_url: str, accounts: list[Opened], per_
     latency, queue_wait, send_time, queued_at, sent_at = [], [], [], [], []
     for record in records:
         statuses[record["status"]] = statuses.get(record["status"], 0) + 1
-        at = {h["status"]: _ts(h["at"]) for h in record.get("status_history", [])}
+        at = {h["status"]: ts(h["at"]) for h in record.get("status_history", [])}
         if "queued" in at and "sent" in at:
             latency.append(at["sent"] - at["queued"])
             queued_at.append(at["queued"])
@@ -308,8 +281,8 @@ def outbound(api: Api, sim: Phone, health_url: str, accounts: list[Opened], per_
         "accounts": len(accounts), "per_account": per_account, "senders": senders, "posted": total,
         "post_errors": errors[:5], "post_error_count": len(errors), "post_s": post_s,
         "post_rate": total / post_s if post_s else float("nan"),
-        "post_p50_ms": _pct([p for *_, p in posted], 0.5) * 1000,
-        "post_p99_ms": _pct([p for *_, p in posted], 0.99) * 1000,
+        "post_p50_ms": pct([p for *_, p in posted], 0.5) * 1000,
+        "post_p99_ms": pct([p for *_, p in posted], 0.99) * 1000,
         "done": done, "drain_s": drain_s, "statuses": statuses, "latency": latency,
         "queue_wait": queue_wait, "send_time": send_time,
         "rate": len(sent_at) / span if sent_at else float("nan"),
@@ -575,12 +548,12 @@ def _print_step(step: Step) -> None:
     print(f"N={step.reached:>3}: PSS {step.pss['total']:.0f} MB (chromium {step.pss['chromium']:.0f}, driver "
           f"{step.pss['driver']:.0f}, host {step.pss['host']:.0f}); idle CPU tree {step.cpu['tree']:.1f} % "
           f"(chromium {step.cpu['chromium']:.1f}, host {step.cpu['host']:.1f}, stack {step.cpu['stack']:.1f}); "
-          f"opened in {step.open_s:.0f} s, start->QR p50 {_pct(qr, 0.5):.2f} s", flush=True)
+          f"opened in {step.open_s:.0f} s, start->QR p50 {pct(qr, 0.5):.2f} s", flush=True)
 
 
 def _print_outbound(o: dict[str, Any]) -> None:
     print(f"  outbound: {o['posted']} posted in {o['post_s']:.1f} s ({o['post_rate']:.1f}/s), statuses "
-          f"{o['statuses']}, enqueue->sent p50 {_pct(o['latency'], 0.5):.2f} s p99 {_pct(o['latency'], 0.99):.2f} s, "
+          f"{o['statuses']}, enqueue->sent p50 {pct(o['latency'], 0.5):.2f} s p99 {pct(o['latency'], 0.99):.2f} s, "
           f"{o['rate']:.1f} msg/s end to end", flush=True)
 
 
@@ -607,7 +580,7 @@ def render(out: dict[str, Any], command: str) -> str:
     qr = [o.start_to_qr for o in opened if o.start_to_qr is not None]
     scan = [o.scan_to_working for o in opened if o.scan_to_working is not None]
     by_step = "; ".join(
-        f"step to {s.reached}: p50 {_pct(q, 0.5):.2f} s / p95 {_pct(q, 0.95):.2f} s"
+        f"step to {s.reached}: p50 {pct(q, 0.5):.2f} s / p95 {pct(q, 0.95):.2f} s"
         for s in steps if (q := [o.start_to_qr for o in s.opened if o.start_to_qr is not None]))
     retries = sum(max(0, o.link_attempts - 1) for o in opened)
     failed: list[Opened] = out.get("failed", [])
@@ -649,9 +622,9 @@ def render(out: dict[str, Any], command: str) -> str:
         "### Start → QR → WORKING",
         "",
         f"Over {len(opened)} accounts: **start → QR** (`POST /accounts/{{id}}/start` until `GET "
-        f"/accounts/{{id}}/qr?format=raw` answers 200) p50 **{_pct(qr, 0.5):.2f} s**, p95 **{_pct(qr, 0.95):.2f} s** "
+        f"/accounts/{{id}}/qr?format=raw` answers 200) p50 **{pct(qr, 0.5):.2f} s**, p95 **{pct(qr, 0.95):.2f} s** "
         f"({by_step}); **scan → WORKING** (`POST /sim/link` until the API shows `WORKING`) p50 "
-        f"**{_pct(scan, 0.5):.2f} s**, p95 **{_pct(scan, 0.95):.2f} s**. Polled every {POLL_S:.1f} s; "
+        f"**{pct(scan, 0.5):.2f} s**, p95 **{pct(scan, 0.95):.2f} s**. Polled every {POLL_S:.1f} s; "
         f"{retries} scans had to be repeated because the QR had rotated.",
         "",
         f"Start → QR includes up to one reconcile interval before the host sees the start; the {out['batch']} "
@@ -681,11 +654,11 @@ def render(out: dict[str, Any], command: str) -> str:
             "",
             "| measure | value |",
             "|---|---|",
-            f"| enqueue → sent, p50 / p99 | {_pct(lat, 0.5):.2f} s / {_pct(lat, 0.99):.2f} s |",
-            f"| of which queued → sending (nudge + pick-up), p50 / p99 | {_pct(wait, 0.5):.2f} s / "
-            f"{_pct(wait, 0.99):.2f} s |",
-            f"| of which sending → sent (page + ack + writes), p50 / p99 | {_pct(send, 0.5):.2f} s / "
-            f"{_pct(send, 0.99):.2f} s |",
+            f"| enqueue → sent, p50 / p99 | {pct(lat, 0.5):.2f} s / {pct(lat, 0.99):.2f} s |",
+            f"| of which queued → sending (nudge + pick-up), p50 / p99 | {pct(wait, 0.5):.2f} s / "
+            f"{pct(wait, 0.99):.2f} s |",
+            f"| of which sending → sent (page + ack + writes), p50 / p99 | {pct(send, 0.5):.2f} s / "
+            f"{pct(send, 0.99):.2f} s |",
             f"| sustained, first `queued` → last `sent` | **{o['rate']:.1f} msg/s** |",
             f"| host send rate, first → last `sent` | {o['sent_rate']:.1f} msg/s |",
             f"| ceiling (a): bare conditional UpdateItem loop on the messages table, same moto | "

@@ -31,7 +31,6 @@ from collections import defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +39,7 @@ for _name, _value in (("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "
                       ("POWERTOOLS_METRICS_DISABLED", "true"), ("POWERTOOLS_LOG_LEVEL", "WARNING")):
     os.environ.setdefault(_name, _value)
 
-from bench.report import machine, source_state, write_section  # noqa: E402
+from bench.report import machine, pct, source_state, ts, write_section  # noqa: E402
 from bench.stack import (  # noqa: E402
     CpuMeter,
     kill_marked,
@@ -60,17 +59,6 @@ STACK_CALLER = "test"  # the access key of this process (the local API, its SQS 
 
 
 # --- small helpers --------------------------------------------------------------------------------------------
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered) + 0.5) - 1))]
-
-
-def ts(iso: str) -> float:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
-
 
 def fmt(value: float, digits: int = 2) -> str:
     return "-" if value != value else f"{value:.{digits}f}"

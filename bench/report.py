@@ -6,6 +6,7 @@ import platform
 import re
 import subprocess
 import time
+from datetime import datetime
 from pathlib import Path
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
@@ -48,3 +49,16 @@ def source_state() -> str:
     if not dirty:
         return f"commit {commit}"
     return f"commit {commit} with uncommitted changes to {', '.join(f'`{d}`' for d in dirty)}"
+
+
+def pct(values: list[float], q: float) -> float:
+    """The q-quantile (nearest rank) of `values`; NaN when there are none."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered) + 0.5) - 1))]
+
+
+def ts(iso: str) -> float:
+    """Epoch seconds of an ISO-8601 timestamp as the API writes them (`...Z`)."""
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()

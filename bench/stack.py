@@ -82,7 +82,7 @@ def stop_process(process: subprocess.Popen[bytes] | None, timeout: float = 10.0)
 # TMPDIR, though: each host is given a TMPDIR of its own under the benchmark's work dir (the host passes its
 # temp folder, inside it, to Chromium), so the environment says whose a process is.
 
-def _stat(pid: int) -> list[str] | None:
+def stat_fields(pid: int) -> list[str] | None:
     """Fields of /proc/<pid>/stat after the command name (index 0 = state, 11/12 = utime/stime)."""
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -122,10 +122,10 @@ def kill_marked(tmpdir: str) -> int:
     return killed
 
 
-def _ticks(pids: dict[int, str]) -> dict[int, tuple[str, int]]:
+def ticks(pids: dict[int, str]) -> dict[int, tuple[str, int]]:
     out = {}
     for pid, kind in pids.items():
-        if (fields := _stat(pid)) is not None:
+        if (fields := stat_fields(pid)) is not None:
             out[pid] = (kind, int(fields[11]) + int(fields[12]))
     return out
 
@@ -147,7 +147,7 @@ class CpuMeter:
         for tmpdir in self.tmpdirs:
             pids.update(marked_pids(tmpdir))
         pids.update({pid: name for name, pid in self.singles.items()})
-        return _ticks(pids)
+        return ticks(pids)
 
     def start(self) -> CpuMeter:
         self.before, self.t0 = self._now(), time.monotonic()
@@ -158,9 +158,9 @@ class CpuMeter:
         sum) and `wall` (seconds)."""
         after, wall = self._now(), time.monotonic() - self.t0
         out: dict[str, float] = dict.fromkeys(("host", "driver", "chromium", "other", *self.singles), 0.0)
-        for pid, (kind, ticks) in after.items():
+        for pid, (kind, used) in after.items():
             start = self.before.get(pid, (kind, 0))[1]
-            out[kind] = out.get(kind, 0.0) + (ticks - start) / CLK_TCK
+            out[kind] = out.get(kind, 0.0) + (used - start) / CLK_TCK
         out["tree"] = sum(out[k] for k in ("host", "driver", "chromium", "other"))
         out["wall"] = wall
         return out

@@ -22,6 +22,7 @@ from browser_host.page import WhatsAppPage
 from browser_host.state import Backoff, InvalidTransition, StatusMachine
 from browser_host.store import HostStore
 from core.errors import LeaseLost
+from core.ids import id_floor
 from core.models.accounts import ConnectionStatus as S
 from core.models.events import EventType
 from core.models.messages import MessageStatus
@@ -74,7 +75,6 @@ class AccountRunner:
         self.failed = False  # gave up after max recoveries: only a new action restarts it
         self.lost = False
         self.deleted_pending = False  # the account is being deleted: its messages fail, none go out
-        self.authenticated = False
         self.recoveries = 0
         self.backoff = Backoff(self.cfg.recovery_backoff, self.cfg.recovery_backoff_max)
         self.outbox = Outbox(self, lease.pending_from or _floor_of(account.created_at))
@@ -203,7 +203,6 @@ class AccountRunner:
                 if await self.page.wait_linked(self.cfg.page_ready_timeout / 2):
                     await self.page.logout()
         self._logout_reason = reason
-        self.authenticated = False
         await self.store.delete_snapshot(self.account_id)
 
     async def request_pairing_code(self, phone_number: str) -> str:
@@ -254,7 +253,6 @@ class AccountRunner:
     async def _on_working(self, me: str | None) -> None:
         self._logout_reason = None
         self.recoveries = 0
-        self.authenticated = True
         phone = me.split("@")[0].split(":")[0] if me else None
         self.phone_number = phone or self.phone_number
         change = AccountChange(qr=None, pairing=None)
@@ -266,7 +264,6 @@ class AccountRunner:
 
     async def _on_logout(self) -> None:
         self._logout_reason = self._logout_reason or "logged out from the phone"
-        self.authenticated = False
         if self.status is S.WORKING:
             self._set_status(S.SCAN_QR_CODE, self._logout_reason, AccountChange(qr=None))
         await self.store.delete_snapshot(self.account_id)
@@ -400,8 +397,6 @@ class AccountRunner:
 
 def _floor_of(created_at: str | None) -> str:
     """The smallest message id of the account's creation time: where a first owner's outbox scan starts."""
-    from core.ids import id_floor
-
     try:
         millis = int(datetime.fromisoformat(str(created_at).replace("Z", "+00:00")).timestamp() * 1000)
     except ValueError:

@@ -1,4 +1,4 @@
-"""Message resources and the queue payload the browser host consumes."""
+"""Message resources: what the API accepts and shows."""
 
 from __future__ import annotations
 
@@ -70,14 +70,3 @@ class MessageAccepted(BaseModel):
     message_id: str
     account_id: str
     status: MessageStatus
-
-
-class OutboundQueueMessage(BaseModel):
-    """Body of a message on the outbound FIFO queue (MessageGroupId = account_id)."""
-
-    message_id: str
-    account_id: str
-    tenant_id: str
-    envelope: dict[str, Any]
-    correlation_id: str | None = None
-    enqueued_at: str

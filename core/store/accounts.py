@@ -157,15 +157,6 @@ class AccountRepository:
         self.update(item, [AccountItem.deleted_at.set(utcnow()), AccountItem.desired_state.set(DELETED),
                            AccountItem.pending_action.set("delete"), AccountItem.action_requested_at.set(utcnow())])
 
-    def delete(self, item: AccountItem) -> None:
-        """Remove the account item."""
-        try:
-            item.delete()
-        except DeleteError as exc:
-            if is_conditional(exc):
-                raise PreconditionFailed("account was changed concurrently; retry") from exc
-            raise
-
     # --- what hosts do (every write fenced by the lease token) ---------------------------------------------
 
     def needing_a_host(self) -> list[AccountItem]:
@@ -263,11 +254,6 @@ class AccountRepository:
             if is_conditional(exc):
                 raise LeaseLost(account_id) from exc
             raise
-
-    @staticmethod
-    def history_entry(from_status: str | None, to_status: str, reason: str | None) -> dict[str, Any]:
-        """A status-history element."""
-        return {"at": utcnow(), "from": from_status, "to": to_status, "reason": reason}
 
 
 RUNNING, STOPPED, LOGOUT, DELETED = "running", "stopped", "logout", "deleted"

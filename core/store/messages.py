@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 from typing import Any
@@ -16,6 +17,13 @@ from core.models.common import utcnow
 from core.models.messages import STATUS_RANK, MessageStatus
 from core.store.conditions import decode_cursor, encode_cursor, is_conditional
 from core.store.tables import AccountItem, IdempotencyItem, MessageItem
+
+
+@functools.cache
+def _connection(region: str, host: str | None) -> Connection:
+    """One low-level connection for transactions (it holds a boto client: not one per inbound message)."""
+    return Connection(region=region, host=host)
+
 
 PENDING = frozenset({MessageStatus.QUEUED, MessageStatus.SENDING})
 PENDING_SHARDS = 4
@@ -175,8 +183,7 @@ class MessageRepository:
     def record_inbound(self, item: MessageItem, account_id: str, token: int) -> bool:
         """Store an inbound message once (its id is deterministic), only while `token` still owns the account."""
         try:
-            connection = Connection(region=MessageItem.Meta.region, host=MessageItem.Meta.host)
-            with TransactWrite(connection=connection) as tx:
+            with TransactWrite(connection=_connection(MessageItem.Meta.region, MessageItem.Meta.host)) as tx:
                 tx.condition_check(AccountItem, account_id, condition=AccountItem.lease_token == token)
                 tx.save(item, condition=MessageItem.message_id.does_not_exist())
         except TransactWriteError as exc:

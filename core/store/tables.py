@@ -191,13 +191,8 @@ class LeaseItem(Model):
     owner = UnicodeAttribute(null=True)
     token = NumberAttribute(default=0)
     expires_at = NumberAttribute(default=0)  # epoch milliseconds
-    inbox_url = UnicodeAttribute(null=True)
     # Account leases: the oldest message id the owner may still have to deliver (where a new owner starts).
     pending_from = UnicodeAttribute(null=True)
-    pid = NumberAttribute(null=True)
-    capacity = NumberAttribute(null=True)
-    accounts = NumberAttribute(null=True)
-    ttl = NumberAttribute(null=True)  # DynamoDB TTL, epoch seconds
     members = MapAttribute[str, Any](null=True)  # the `hosts` item: host id → registration
 
 

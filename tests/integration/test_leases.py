@@ -94,3 +94,21 @@ def test_message_writes_and_inbound_records_are_fenced(account_id: str, tenant_a
         messages.record_inbound(inbound, account_id, old.token)
     assert messages.record_inbound(inbound, account_id, new.token)
     assert not messages.record_inbound(inbound, account_id, new.token)  # stored once
+
+
+def test_the_fleet_is_one_read_and_a_dead_host_is_forgotten_once(runtime: Any) -> None:
+    leases = LeaseRepository()
+    leases.register_host("reg-a", "https://queue/a", 11, 5, 1, 30)
+    leases.register_host("reg-b", None, 12, 5, 0, 0.001)
+    time.sleep(0.01)
+    hosts = {h.host_id: h for h in leases.hosts()}
+    assert hosts["reg-a"].alive() and hosts["reg-a"].inbox_url == "https://queue/a"
+    dead = hosts["reg-b"]
+    assert not dead.alive()
+
+    # A host that re-registered since is not forgotten; the one seen expired is, and only once
+    leases.register_host("reg-a", "https://queue/a", 11, 5, 2, 30)
+    assert not leases.forget_host(hosts["reg-a"])
+    assert leases.forget_host(dead) and not leases.forget_host(dead)
+    assert "reg-b" not in {h.host_id for h in leases.hosts()} and "reg-a" in {h.host_id for h in leases.hosts()}
+

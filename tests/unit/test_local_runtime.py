@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from infra.local.apigw import _allows, build_resources
 from infra.local.resources import Stack
-from infra.local.template import Route, api_routes, load_template, sqs_mappings
+from infra.local.template import Route, api_routes, load_template, schedules, sqs_mappings
 
 
 def _match(resources, path):  # type: ignore[no-untyped-def]
@@ -55,3 +55,9 @@ def test_intrinsics_resolve_against_the_stack() -> None:
     assert stack.resolve({"Fn::Sub": "${Q.Arn}/${StageName}"}) == "arn:q/v1"
     assert stack.resolve([{"Ref": "Q"}, {"Fn::GetAtt": ["Q", "Arn"]}]) == ["https://sqs/q", "arn:q"]
     assert stack.resolve({"Fn::Join": ["-", ["a", {"Ref": "AWS::AccountId"}]]}) == "a-000000000000"
+
+
+def test_the_sweeper_schedule_is_read_from_the_template() -> None:
+    # The local runtime fires each `Schedule` rule of the template (the sweeper every minute)
+    assert schedules(load_template()) == [("SweeperFunction", 60.0)]
+
