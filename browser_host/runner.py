@@ -22,7 +22,7 @@ from browser_host.page import WhatsAppPage
 from browser_host.state import Backoff, InvalidTransition, StatusMachine
 from browser_host.store import HostStore
 from core.errors import LeaseLost
-from core.ids import id_floor
+from core.ids import event_id, id_floor
 from core.models.accounts import ConnectionStatus as S
 from core.models.events import EventType
 from core.models.messages import MessageStatus
@@ -177,7 +177,7 @@ class AccountRunner:
         with contextlib.suppress(Exception):
             await self.store.detach(self.lease, final_status, reason)
             if final_status is not None and final_status is not self.status:
-                await self._publish(EventType.ACCOUNT_STATUS, {"status": final_status.value, "reason": reason})
+                await self.publish(EventType.ACCOUNT_STATUS, {"status": final_status.value, "reason": reason})
         with contextlib.suppress(Exception):
             await self.store.release(self.lease)
         if hand_over:
@@ -241,7 +241,7 @@ class AccountRunner:
         reason = self._logout_reason or "waiting for the QR code to be scanned"
         qr = {"value": code, "expires_at": iso_in(QR_TTL_SECONDS)}
         self._set_status(S.SCAN_QR_CODE, reason, AccountChange(qr=qr))
-        self._enqueue_write(lambda: self._publish(EventType.ACCOUNT_QR, qr))
+        self._enqueue_write(lambda: self.publish(EventType.ACCOUNT_QR, qr))
 
     async def _on_main_ready(self) -> None:
         me = None
@@ -285,7 +285,7 @@ class AccountRunner:
                    "from": str(msg.get("from") or "").split("@")[0]}
         item = await self.store.record_inbound(self.lease, self.tenant_id, self.phone_number, inbound)
         if item is not None:
-            await self._publish(EventType.MESSAGE_RECEIVED, {
+            await self.publish(EventType.MESSAGE_RECEIVED, {
                 "message_id": item.message_id, "from": inbound["from"], "type": "text",
                 "text": {"body": inbound["content"]["body"]}, "wa_message_id": msg["id"],
                 "profile_name": msg.get("notifyName"), "timestamp": msg.get("t")})
@@ -298,7 +298,7 @@ class AccountRunner:
         payload: dict[str, Any] = {"message_id": message_id, "status": status.value, "client_reference": reference}
         if error:
             payload["error"] = error
-        await self._publish(EventType.MESSAGE_STATUS, payload)
+        await self.publish(EventType.MESSAGE_STATUS, payload, event_id(message_id, status.value))
 
     # --- status writes (ordered per account, fenced by the lease) -------------------------------------------
 
@@ -316,11 +316,11 @@ class AccountRunner:
     async def _write_status(self, status: S, reason: str | None, change: AccountChange | None, changed: bool) -> None:
         await self.store.set_status(self.lease, status, reason, change)
         if changed:
-            await self._publish(EventType.ACCOUNT_STATUS, {"status": status.value, "reason": reason})
+            await self.publish(EventType.ACCOUNT_STATUS, {"status": status.value, "reason": reason})
 
-    async def _publish(self, kind: EventType, payload: dict[str, Any]) -> None:
+    async def publish(self, kind: EventType, data: dict[str, Any], event_id: str | None = None) -> None:
         # The runner knows its account and tenant: no read of the account item per event.
-        await self.store.publish(kind, self.account_id, self.tenant_id, payload)
+        await self.store.publish(kind, self.account_id, self.tenant_id, data, event_id)
 
     def _enqueue_write(self, write: Callable[[], Awaitable[None]]) -> None:
         if not self.lost:

@@ -106,8 +106,9 @@ class HostStore:
         """Tell any free host about an account (after letting it go)."""
         await asyncio.to_thread(self.nudges.send, account_id, reason, None)
 
-    async def publish(self, kind: EventType, account_id: str, tenant_id: str, payload: dict[str, Any]) -> None:
-        await asyncio.to_thread(self.events.publish, kind, account_id, tenant_id, payload)
+    async def publish(self, kind: EventType, account_id: str, tenant_id: str, data: dict[str, Any],
+                      event_id: str | None = None) -> None:
+        await asyncio.to_thread(self.events.publish, kind, account_id, tenant_id, data, event_id)
 
     # --- messages -------------------------------------------------------------------------------------------
 

@@ -58,3 +58,10 @@ def inbound_message_id(wa_serialized: str, timestamp: int) -> str:
     """Time-ordered and deterministic, so a re-emitted inbound message is stored once (by any host)."""
     digest = int(hashlib.sha256(wa_serialized.encode()).hexdigest()[:20], 16)
     return f"msg_{b32(timestamp * 1000, 10)}{b32(digest, 16)}"
+
+
+def event_id(*parts: object) -> str:
+    """A deterministic event id for something that may be published more than once (an ack seen by two
+    hosts, a re-emitted inbound message): the same parts give the same `evt_…`."""
+    digest = int(hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()[:32], 16)
+    return f"evt_{b32(digest, 26)}"

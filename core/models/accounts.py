@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from core.models.events import EventType
 from core.models.validators import check_metadata, check_webhook_url, normalise_phone
 
 ACCOUNT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
@@ -32,11 +33,7 @@ class AccountAction(StrEnum):
     LOGOUT = "logout"
 
 
-class WebhookEvent(StrEnum):
-    MESSAGE_RECEIVED = "message.received"
-    MESSAGE_STATUS = "message.status"
-    ACCOUNT_STATUS = "account.status"
-    ACCOUNT_QR = "account.qr"
+WebhookEvent = EventType  # a webhook subscribes to event types
 
 
 class WebhookSettings(BaseModel):

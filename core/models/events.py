@@ -1,4 +1,8 @@
-"""Events the browser host publishes to the events queue (and webhooks deliver, signed)."""
+"""Events: what hosts (and the API) publish to the events queue, and what webhooks and the WebSocket API deliver.
+
+Every event is `{"id": "evt_…", "type", "created_at", "account_id", "data"}`. The id is stable across
+redeliveries (a webhook retry, a host that publishes the same ack twice), so receivers de-duplicate on it.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,9 @@ from pydantic import BaseModel, Field
 class EventType(StrEnum):
     MESSAGE_RECEIVED = "message.received"
     MESSAGE_STATUS = "message.status"
+    MESSAGE_REACTION = "message.reaction"
+    MESSAGE_EDITED = "message.edited"
+    MESSAGE_REVOKED = "message.revoked"
     ACCOUNT_STATUS = "account.status"
     ACCOUNT_QR = "account.qr"
 
@@ -18,10 +25,9 @@ class EventType(StrEnum):
 class Event(BaseModel):
     """One event: what happened to which account, when."""
 
-    event_id: str = Field(description="Unique id; consumers deduplicate on it.")
+    id: str = Field(description="`evt_…`; the same across redeliveries: receivers de-duplicate on it.",
+                    examples=["evt_01jc7q4k5y0s6b3f1x8m2n9v0a"])
     type: EventType
-    occurred_at: str
+    created_at: str
     account_id: str
-    tenant_id: str
-    correlation_id: str | None = None
-    payload: dict[str, Any]
+    data: dict[str, Any]

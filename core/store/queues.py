@@ -100,15 +100,18 @@ class EventBus:
     def __init__(self, queue_url: str) -> None:
         self.queue_url = queue_url
 
-    def publish(self, kind: EventType, account_id: str, tenant_id: str, payload: dict[str, Any],
-                correlation_id: str | None = None) -> Event:
-        event = Event(event_id=new_id("evt"), type=kind, occurred_at=utcnow(), account_id=account_id,
-                      tenant_id=tenant_id, correlation_id=correlation_id, payload=payload)
+    def publish(self, kind: EventType, account_id: str, tenant_id: str, data: dict[str, Any],
+                event_id: str | None = None) -> Event:
+        """Publish one event; `event_id` (see `core.ids.event_id`) makes a re-publication the same event.
+        The tenant rides as a message attribute: routing needs it, receivers do not."""
+        event = Event(id=event_id or new_id("evt"), type=kind, created_at=utcnow(), account_id=account_id,
+                      data=data)
         if self.queue_url:
             client("sqs").send_message(
                 QueueUrl=self.queue_url, MessageBody=event.model_dump_json(),
                 MessageAttributes={"type": {"DataType": "String", "StringValue": kind.value},
-                                   "account_id": {"DataType": "String", "StringValue": account_id}},
+                                   "account_id": {"DataType": "String", "StringValue": account_id},
+                                   "tenant_id": {"DataType": "String", "StringValue": tenant_id}},
             )
         return event
 

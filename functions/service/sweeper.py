@@ -6,7 +6,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 
-from core.ids import id_floor
+from core.ids import event_id, id_floor
 from core.models.events import EventType
 from core.models.messages import MessageStatus
 from core.store.tables import MessageItem
@@ -61,4 +61,6 @@ def sweep(svc: Services, now: float | None = None) -> SweepResult:
 def _publish_failed(svc: Services, item: MessageItem) -> None:
     svc.events.publish(EventType.MESSAGE_STATUS, item.account_id, item.tenant_id,
                        {"message_id": item.message_id, "status": MessageStatus.FAILED.value,
-                        "client_reference": item.client_reference, "error": {"code": item.error_code}})
+                        "client_reference": item.client_reference,
+                        "error": {"code": item.error_code, "message": item.error_message}},
+                       event_id=event_id(item.message_id, MessageStatus.FAILED.value))

@@ -65,8 +65,8 @@ def test_link_send_ack_and_receive(tenant_admin: Api, runtime: Any, phone: Phone
     wait_until(lambda: any(e["type"] == "message.received" for e in events_for(runtime, account_id, seen)),
                15, "message.received event")
     received_event = next(e for e in seen if e["type"] == "message.received")
-    assert received_event["payload"]["text"] == {"body": "Thanks!"}
-    assert received_event["payload"]["message_id"] == inbound[0]["message_id"]
+    assert received_event["data"]["text"] == {"body": "Thanks!"}
+    assert received_event["data"]["message_id"] == inbound[0]["message_id"]
     kinds = {e["type"] for e in seen}
     assert {"account.status", "account.qr", "message.status"} <= kinds
     assert account_status(tenant_admin, account_id) == "WORKING"
