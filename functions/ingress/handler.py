@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from core.observability import logger, metrics, tracer
 from functions.service.context import services
-from functions.service.messages import accept_ingress
+from functions.service.ingress import accept_ingress
 
 processor = BatchProcessor(event_type=EventType.SQS)
 

@@ -10,10 +10,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from core.errors import Conflict, NotFound
+from core.errors import Conflict
 from core.ids import new_id
 from core.models.common import Principal, utcnow
-from core.models.envelope import INGRESS_ADAPTER, envelope_fields
+from core.models.envelope import envelope_fields
 from core.models.messages import (
     Direction,
     Message,
@@ -22,7 +22,6 @@ from core.models.messages import (
     MessageStatus,
     MessageStatusChange,
 )
-from core.observability import logger
 from core.store.tables import AccountItem, MessageItem
 from functions.service.accounts import WRITERS, load, require_role
 from functions.service.context import Services
@@ -67,7 +66,7 @@ def body_hash(envelope: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(envelope, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def _accept(
+def accept(
     svc: Services, account: AccountItem, envelope: dict[str, Any], *, idempotency_key: str | None,
     correlation_id: str | None,
 ) -> Accepted:
@@ -113,7 +112,7 @@ def enqueue(
     """`POST /accounts/{id}/messages`."""
     require_role(principal, *WRITERS)
     account = load(svc, principal, account_id)
-    return _accept(svc, account, envelope_fields(message), idempotency_key=idempotency_key,
+    return accept(svc, account, envelope_fields(message), idempotency_key=idempotency_key,
                    correlation_id=correlation_id)
 
 
@@ -131,71 +130,3 @@ def list_messages(
         account_id, direction=direction.value if direction else None, limit=limit, cursor=cursor
     )
     return [to_view(i) for i in items], next_cursor
-
-
-def accept_ingress(svc: Services, body: str, sqs_message_id: str) -> Accepted | None:
-    """One SQS ingress message: queued like an API send, or rejected to the DLQ with the reason.
-
-    Returns None when the message was rejected (it is then on the DLQ, and failed on the account
-    if the account is known). Redeliveries of the same SQS message are idempotent.
-    """
-    try:
-        parsed = INGRESS_ADAPTER.validate_json(body)
-    except ValidationError as exc:
-        details = exc.errors(include_url=False, include_context=False, include_input=False)
-        _reject(svc, body, "validation_error", details)
-        return None
-    account_id: str = parsed.account_id
-    try:
-        account = svc.accounts.get(account_id)
-    except NotFound:
-        _reject(svc, body, "account_not_found", {"account_id": account_id})
-        return None
-    key = parsed.idempotency_key or f"sqs:{sqs_message_id}"
-    try:
-        return _accept(svc, account, envelope_fields(parsed), idempotency_key=key,
-                       correlation_id=parsed.correlation_id or sqs_message_id)
-    except Conflict as exc:
-        _reject(svc, body, exc.code, exc.details)
-        return None
-
-
-def _reject(svc: Services, body: str, code: str, details: Any) -> None:
-    """DLQ with the reason; a failed message record when the body names a known account."""
-    svc.ingress_dlq.send(body, code, details)
-    logger.warning("ingress message rejected", extra={"error_code": code})
-    try:
-        raw = json.loads(body)
-    except ValueError:
-        return
-    account_id = raw.get("account_id") if isinstance(raw, dict) else None
-    if not isinstance(account_id, str) or code == "account_not_found":
-        return
-    try:
-        account = svc.accounts.get(account_id)
-    except (NotFound, ValueError):
-        return
-    now = utcnow()
-    svc.messages.create(MessageItem(
-        account.account_id, new_id("msg"), tenant_id=account.tenant_id, direction=Direction.OUTBOUND.value,
-        status=MessageStatus.FAILED.value, type=str(raw.get("type") or "unknown")[:64],
-        to=str(raw["to"])[:64] if raw.get("to") is not None else None,
-        content=_bounded_content(body, raw),
-        error_code=code, error_message=json.dumps(details, default=str)[:2000],
-        status_history=[{"status": MessageStatus.FAILED.value, "at": now, "reason": code}],
-        created_at=now, updated_at=now, expires_at=svc.messages.expiry(svc.settings.message_ttl_days),
-    ))
-
-
-STORED_BODY_LIMIT = 32 * 1024  # bytes of UTF-8: a rejected body is kept whole only when small
-
-
-def _bounded_content(body: str, raw: dict[str, Any]) -> str:
-    """The rejected body as valid JSON that fits the item: whole when small, else a summary of it."""
-    whole = json.dumps(raw, separators=(",", ":"), default=str)
-    size = len(body.encode("utf-8", "surrogatepass"))
-    if len(whole.encode("utf-8", "surrogatepass")) <= STORED_BODY_LIMIT:
-        return whole
-    return json.dumps({"truncated": True, "size_bytes": size,
-                       "sha256": hashlib.sha256(body.encode("utf-8", "surrogatepass")).hexdigest(),
-                       "type": str(raw.get("type"))[:64], "preview": body[:1000]}, separators=(",", ":"))

@@ -76,7 +76,7 @@ def test_malformed_ingress_messages_go_to_the_dlq_with_the_reason(tenant_admin: 
 def test_redelivered_ingress_message_is_sent_once(tenant_admin: Api, runtime: Any) -> None:
     # Given one accepted ingress message
     from functions.service.context import services
-    from functions.service.messages import accept_ingress
+    from functions.service.ingress import accept_ingress
 
     drain(runtime)
     account_id = create_account(tenant_admin)["account_id"]
