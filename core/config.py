@@ -33,7 +33,10 @@ class Settings(BaseModel):
     idempotency_ttl_hours: int = Field(default=24, ge=1)
     legacy_api_enabled: bool = True
     legacy_sunset: str = "2027-06-30"
-    allow_private_webhooks: bool = False
+    # Outbound requests (webhooks, media downloads) refuse private, loopback and metadata addresses; these
+    # comma-separated names, IPs and CIDRs are allowed anyway, over http too (core/net.py). Empty when deployed;
+    # the local runtime lists loopback for its test receivers.
+    outbound_allow_hosts: str = ""
     # A queued message of an account that no host drives fails after this long (account_not_connected).
     not_connected_timeout: float = Field(default=120.0, gt=0)
     # How long a caller waits on DynamoDB/SQS before answering 503: below API Gateway's 29 s.
@@ -41,6 +44,11 @@ class Settings(BaseModel):
     aws_connect_timeout: float = Field(default=2.0, gt=0)
     aws_read_timeout: float = Field(default=6.0, gt=0)
     aws_max_attempts: int = Field(default=3, ge=1, description="attempts in all, the first one included")
+
+    @property
+    def outbound_allow_set(self) -> frozenset[str]:
+        """`outbound_allow_hosts` as a set of entries."""
+        return frozenset(e.strip() for e in self.outbound_allow_hosts.split(",") if e.strip())
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import io
 from typing import Any
-from urllib.parse import urlsplit
 
 import segno
 from pydantic import ValidationError
@@ -28,7 +27,7 @@ from core.models.accounts import (
     WebhookView,
 )
 from core.models.common import Principal, Role, utcnow
-from core.models.validators import is_private_host
+from core.net import OutboundPolicy, UnresolvedHost, UnsafeUrl, check_url
 from core.store.accounts import LOGOUT, AccountChange, plain
 from core.store.tables import AccountItem
 from functions.service.context import Services
@@ -75,13 +74,12 @@ def to_view(item: AccountItem) -> Account:
 def _check_webhook(svc: Services, webhook: WebhookSettings | None) -> dict[str, Any] | None:
     if webhook is None:
         return None
-    parts = urlsplit(webhook.url)
-    if not svc.settings.allow_private_webhooks:
-        if parts.scheme != "https":
-            raise InvalidRequest("webhook url must use https", code="webhook_url_not_allowed")
-        if is_private_host(parts.hostname or ""):
-            raise InvalidRequest("webhook url points to a private or local address",
-                                 code="webhook_url_not_allowed")
+    try:
+        check_url(webhook.url, OutboundPolicy.from_settings(svc.settings))
+    except UnresolvedHost:
+        pass  # every delivery checks again; a name without DNS records yet is no reason to refuse the setting
+    except UnsafeUrl as exc:
+        raise InvalidRequest(f"webhook url not allowed: {exc}", code="webhook_url_not_allowed") from None
     return webhook.model_dump(mode="json", exclude_none=True)
 
 
