@@ -25,7 +25,9 @@ from pydantic import (
 from core.models.accounts import ACCOUNT_ID_PATTERN
 
 _TO = re.compile(r"^(\+?[1-9]\d{6,14}|\d{6,32}(-\d{6,20})?@g\.us)$")
-MAX_INLINE_MEDIA_BYTES = 512 * 1024
+# Inline media stays small enough for an SQS ingress message (256 KB, base64 included); larger media goes
+# through POST /media (presigned upload) and is sent by id.
+MAX_INLINE_MEDIA_BYTES = 100 * 1024
 
 
 class _Strict(BaseModel):
@@ -42,7 +44,8 @@ class _MediaBody(_Strict):
 
     link: str | None = Field(default=None, max_length=2048, examples=["https://example.com/cat.jpg"])
     id: str | None = Field(default=None, max_length=200)
-    data: str | None = Field(default=None, description="Inline base64 content (up to 512 KB decoded).")
+    data: str | None = Field(default=None, description="Inline base64 content (up to 100 KB decoded); "
+                                   "larger media: upload with POST /media and send its id.")
     mime_type: str | None = Field(default=None, pattern=r"^[\w.+-]+/[\w.+-]+$")
 
     @field_validator("link")
@@ -62,7 +65,8 @@ class _MediaBody(_Strict):
         except (binascii.Error, ValueError) as exc:
             raise ValueError("must be valid base64") from exc
         if len(decoded) > MAX_INLINE_MEDIA_BYTES:
-            raise ValueError(f"inline media is limited to {MAX_INLINE_MEDIA_BYTES} bytes; upload it with POST /media")
+            raise ValueError(f"inline media is limited to {MAX_INLINE_MEDIA_BYTES} bytes decoded; upload larger "
+                             "media with POST /media and send its id")
         return value
 
     @model_validator(mode="after")

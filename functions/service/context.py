@@ -10,6 +10,7 @@ from core.store import tables
 from core.store.accounts import AccountRepository
 from core.store.api_keys import ApiKeyRepository
 from core.store.leases import LeaseRepository
+from core.store.media import MediaStore
 from core.store.messages import IdempotencyRepository, MessageRepository
 from core.store.queues import DeadLetters, EventBus, Nudges
 
@@ -27,6 +28,7 @@ class Services:
     nudges: Nudges
     events: EventBus
     ingress_dlq: DeadLetters
+    media: MediaStore
 
 
 @lru_cache(maxsize=1)
@@ -44,4 +46,5 @@ def services() -> Services:
         nudges=Nudges(settings.control_queue_url),
         events=EventBus(settings.events_queue_url),
         ingress_dlq=DeadLetters(settings.ingress_dlq_url),
+        media=MediaStore(settings.media_bucket),
     )

@@ -68,7 +68,7 @@ def test_ingress_messages_need_an_account_and_keep_routing_fields_out_of_the_env
 def test_inline_media_over_the_limit_is_refused() -> None:
     import base64
 
-    big = base64.b64encode(b"x" * (512 * 1024 + 1)).decode()
+    big = base64.b64encode(b"x" * (100 * 1024 + 1)).decode()
     with pytest.raises(ValidationError, match="POST /media"):
         OUTBOUND_ADAPTER.validate_python({"to": "15550001111", "type": "image",
                                           "image": {"data": big, "mime_type": "image/png"}})
