@@ -52,6 +52,8 @@ def main(argv: list[str] | None = None) -> None:
         key, created = ensure_bootstrap_key(services(), os.environ.get("WAGATE_BOOTSTRAP_API_KEY"))
         log(f"AWS endpoint: {runtime.endpoint_url or 'AWS (default credentials chain)'}")
         log(f"API:          {runtime.api_url}  (Swagger UI: {runtime.api_url}/docs)")
+        allowed = ", ".join(h for h in config.outbound_allow_hosts.split(",") if h)
+        log(f"outbound allow-list: {allowed} (loopback receivers allowed; not in a deployment)")
         if runtime.sim is not None:
             log(f"simulator:    {runtime.sim.url}  (phone: {runtime.sim.url}/phone)")
         if not args.no_host:

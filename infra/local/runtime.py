@@ -14,6 +14,10 @@ from infra.local.resources import Stack, create_resources
 from infra.local.scheduler import Scheduler
 from infra.local.sqs_mapping import SqsPoller
 
+#: What the local stack lets webhooks and media downloads reach although it is not public: the loopback
+#: receivers of `make run` and the tests. A deployment's OutboundAllowHosts parameter is empty.
+LOOPBACK_ALLOW_HOSTS = "127.0.0.1,localhost,::1"
+
 
 @dataclass
 class RuntimeConfig:
@@ -36,6 +40,8 @@ class RuntimeConfig:
     emulator_process: bool = False
     #: Run every `Schedule` rule this often instead of its rate (tests: seconds, not minutes).
     schedule_seconds: float | None = None
+    #: OUTBOUND_ALLOW_HOSTS of the functions and hosts it starts (see core/net.py).
+    outbound_allow_hosts: str = LOOPBACK_ALLOW_HOSTS
 
 
 def reset_process_caches() -> None:
@@ -123,6 +129,7 @@ class LocalRuntime:
             "WAGATE_TARGET": self.config.target,
             # No X-Ray daemon or CloudWatch here: keep powertools from trying.
             "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_DISABLED": "true",
+            "OUTBOUND_ALLOW_HOSTS": self.config.outbound_allow_hosts,
         })
         if self.endpoint_url:
             env["AWS_ENDPOINT_URL"] = self.endpoint_url
