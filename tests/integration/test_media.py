@@ -194,8 +194,8 @@ def test_messages_carry_media_by_id_through_the_api(tenant_admin: Api, root_api:
     assert 400 <= refused.status_code < 500 and refused.json()["code"] == "media_not_found"
     # 50 KB inline is accepted; the stored row holds an id, and S3 the bytes
     data = png(50 * 1024)
-    inline = tenant_admin.post(send, json={"to": "15550001111", "type": "image",
-                                           "image": {"data": base64.b64encode(data).decode(), "mime_type": "image/png"}})
+    image = {"data": base64.b64encode(data).decode(), "mime_type": "image/png"}
+    inline = tenant_admin.post(send, json={"to": "15550001111", "type": "image", "image": image})
     assert inline.status_code == 202, inline.text
     row = tenant_admin.get(f"{send}/{inline.json()['message_id']}").json()["content"]["image"]
     assert "data" not in row and s3_object(runtime, f"media/{tenant_of(tenant_admin)}/{row['id']}") == data
