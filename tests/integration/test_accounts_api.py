@@ -149,6 +149,27 @@ def test_webhook_settings_are_validated_and_secret_never_returned(tenant_admin: 
     assert "s" * 32 not in tenant_admin.get(f"/accounts/{created['account_id']}").text
 
 
+def test_webhook_urls_aimed_at_private_networks_are_refused_on_update(tenant_admin: Api) -> None:
+    # Given an account (the local stack allow-lists loopback only: private and metadata targets stay refused)
+    account_id = create_account(tenant_admin)["account_id"]
+
+    # When its webhook is pointed at a private or metadata address, however spelled, or at plain http
+    for url in ("https://10.0.0.1/hook", "https://0xa.1/hook", "https://167772161/hook", "https://012.0.0.1/",
+                "https://169.254.169.254/latest", "https://[::ffff:a9fe:a9fe]/", "https://100.100.100.200/",
+                "https://[fd00:ec2::254]/", "https://[64:ff9b::a00:1]/", "http://8.8.8.8/hook"):
+        refused = tenant_admin.patch(f"/accounts/{account_id}", json={"webhook": {"url": url, "secret": "s" * 32}})
+
+        # Then the update is refused with the webhook code and the account keeps no webhook
+        assert refused.status_code == 400, (url, refused.text)
+        assert refused.json()["code"] == "webhook_url_not_allowed", url
+    assert tenant_admin.get(f"/accounts/{account_id}").json()["webhook"] is None
+
+    # And a public https address, or a loopback receiver of the local stack, is accepted
+    for url in ("https://8.8.8.8/hook", "http://127.0.0.1:9/hook"):
+        accepted = tenant_admin.patch(f"/accounts/{account_id}", json={"webhook": {"url": url, "secret": "s" * 32}})
+        assert accepted.status_code == 200 and accepted.json()["webhook"]["url"] == url, accepted.text
+
+
 def test_delete_and_logout_of_an_unheld_account_wait_for_a_host_to_reach_the_device(
         tenant_admin: Api, runtime: Any) -> None:
     """Findings 4 and 5: forgetting the snapshot is not a logout (the phone still lists the device); a host
