@@ -269,8 +269,9 @@ def fetch(
     headers: dict[str, str] | None = None, max_bytes: int = 16 * 1024 * 1024, timeout: float = 10.0,
     max_redirects: int = 3,
 ) -> FetchResult:
-    """One request (following redirects, each checked again) within `timeout` seconds of wall time in all;
-    UnsafeUrl for a refused target, FetchError when the exchange fails. Non-2xx answers are results."""
+    """One request (following redirects, each checked again) within `timeout` seconds of wall time in all
+    (name lookups cannot be cut short); UnsafeUrl for a refused target, FetchError when the exchange fails.
+    Non-2xx answers are results."""
     started = time.monotonic()
     deadline = started + timeout
     method = method.upper()
@@ -389,12 +390,16 @@ def _exchange(
             for name, value in response.getheaders():
                 key = name.lower()
                 answer[key] = f"{answer[key]}, {value}" if key in answer else value
-            if response.status in REDIRECTS and "location" in answer:
-                return response.status, answer, b""
-            length = answer.get("content-length", "")
-            if length.isdigit() and int(length) > max_bytes:
-                raise FetchError("too_large", f"{where}: body of {length} bytes is over {max_bytes}")
-            return response.status, answer, _read_body(conn, response, max_bytes, deadline, where)
+            data = b""
+            if response.status not in REDIRECTS or "location" not in answer:
+                length = answer.get("content-length", "")
+                bodiless = method == "HEAD" or response.status in (204, 304)  # a length that says nothing
+                if length.isdigit() and int(length) > max_bytes and not bodiless:
+                    raise FetchError("too_large", f"{where}: body of {length} bytes is over {max_bytes}")
+                data = _read_body(conn, response, max_bytes, deadline, where)
+            if watchdog.fired:  # a cut connection can read as a short, well-formed answer
+                raise FetchError("timeout", f"{where}: timed out")
+            return response.status, answer, data
         except (OSError, http.client.HTTPException) as exc:
             raise _failure(exc, where, fired=watchdog.fired) from None
         finally:

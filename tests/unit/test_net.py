@@ -146,6 +146,11 @@ class Receiver(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._answer()
 
+    def do_HEAD(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "5000")
+        self.end_headers()
+
     def _answer(self) -> None:
         body = self._record()
         path, _, query = self.path.partition("?")
@@ -269,6 +274,7 @@ def test_redirects_are_capped(server: QuietServer) -> None:
 
 def test_bodies_over_the_cap_are_refused(server: QuietServer) -> None:
     assert len(fetch(f"{base(server)}/big", LOOPBACK_V4, max_bytes=5000).body) == 5000
+    assert fetch(f"{base(server)}/big", LOOPBACK_V4, method="HEAD", max_bytes=10).headers["content-length"] == "5000"
     for path in ("/big", "/stream"):
         with pytest.raises(FetchError) as failed:
             fetch(f"{base(server)}{path}", LOOPBACK_V4, max_bytes=4096)
