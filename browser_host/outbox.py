@@ -14,12 +14,16 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from browser_host.compose import MediaBytes, Outgoing, compose, target_of
+from browser_host.media import MediaError, load_outbound
 from browser_host.page import PermanentSendError, TransientSendError, serialized_id
 from browser_host.state import Backoff, ack_status
 from core.errors import LeaseLost
 from core.ids import id_floor
+from core.models.envelope import MEDIA_TYPES
 from core.models.messages import STATUS_RANK, MessageStatus
 from core.store.messages import PENDING
 from core.store.tables import MessageItem
@@ -121,8 +125,17 @@ class Outbox:
             # A stored row nobody can send must not block the account's queue behind it.
             await self._fail(item, "invalid_message", "the stored message cannot be read")
             return True
+        try:
+            outgoing = await self._prepare(item, envelope)
+        except PermanentSendError as exc:
+            await self._fail(item, exc.code, str(exc))
+            return True
+        except TransientSendError as exc:
+            log.warning("message %s: %s; again in %.1fs", item.message_id, exc, self.cfg.sweep_interval)
+            return False
         lease = runner.lease
-        serialized = serialized_id(item.message_id, str(envelope.get("to", "")))
+        to = str(envelope.get("to", ""))
+        serialized = serialized_id(item.message_id, to)
         current = [item]
 
         async def take(attempt: bool) -> None:
@@ -151,10 +164,12 @@ class Outbox:
         page = runner.page
         if page is None:
             return False
+        if outgoing.is_operation:
+            return await self._operate(item, envelope, outgoing, before_send, current)
         # Known before the hand-over: WhatsApp's ack can arrive before `deliver` returns.
         self._remember(serialized, item)
         try:
-            delivery = await page.deliver(item.message_id, envelope, before_send)
+            delivery = await page.deliver(item.message_id, to, outgoing.call, outgoing.args, before_send)
             if not delivery.attempted:
                 await take(attempt=False)  # the page had it already (a previous owner handed it over)
         except _Finished:
@@ -185,6 +200,64 @@ class Outbox:
             await self._advance_to(item, status, f"ack {delivery.ack}")
         log.info("message %s sent (ack %s, attempt %s, correlation %s)", item.message_id, delivery.ack,
                  item.attempts, item.correlation_id)
+        return True
+
+    async def _prepare(self, item: MessageItem, envelope: dict[str, Any]) -> Outgoing:
+        """What the page needs besides the envelope: the WhatsApp key of the message it quotes or acts on, and
+        the bytes of its media (loaded per attempt: nothing large is kept between attempts)."""
+        target_key = None
+        ref = target_of(envelope)
+        if ref:
+            target = await self.store.find_message(self.runner.account_id, ref) if ref.startswith("msg_") \
+                else await self.store.by_wa_id(ref)
+            if target is None or target.account_id != self.runner.account_id or not target.wa_message_id:
+                raise PermanentSendError("message_not_found", f"message {ref} has no WhatsApp id in this account")
+            target_key = str(target.wa_message_id)
+        media = None
+        kind = str(envelope.get("type"))
+        if kind in MEDIA_TYPES:
+            try:
+                loaded = await load_outbound(self.store.settings, self.runner.tenant_id, dict(envelope[kind]),
+                                             kind=kind)
+            except MediaError as exc:
+                if exc.permanent:
+                    raise PermanentSendError(exc.code, exc.message) from exc
+                raise TransientSendError(f"{exc.code}: {exc.message}") from exc
+            media = MediaBytes(loaded.data, loaded.mime_type, loaded.filename)
+        return compose(item.message_id, envelope, target_key=target_key, media=media)
+
+    async def _operate(self, item: MessageItem, envelope: dict[str, Any], outgoing: Outgoing,
+                       before_send: Callable[[], Awaitable[None]], current: list[MessageItem]) -> bool:
+        """A reaction, edit, revoke or read receipt: done when WhatsApp Web has done it (`sent`), and the message
+        it acted on shows the change."""
+        page = self.runner.page
+        assert page is not None
+        try:
+            await page.operate(outgoing.call, outgoing.args, before_send)
+        except _Finished:
+            return True
+        except PermanentSendError as exc:
+            await self._fail(current[0], exc.code, str(exc))
+            return True
+        except TransientSendError as exc:
+            delay = self.backoff.delay(int(current[0].attempts or 1) - 1)
+            log.warning("operation %s: %s; again in %.1fs", item.message_id, exc, delay)
+            asyncio.get_running_loop().call_later(delay, self._wake.set)
+            return False
+        target = str(envelope.get("message_id") or "")
+        if outgoing.call == "edit" and target:
+            await self.store.annotate_edit(self.runner.lease, target, "me", str(envelope["text"]["body"]))
+        elif outgoing.call == "revoke" and target:
+            await self.store.annotate_revoke(self.runner.lease, target)
+        elif outgoing.call == "reaction":
+            reacted = await self.store.find_message(self.runner.account_id, str(envelope["reaction"]["message_id"])) \
+                if str(envelope["reaction"]["message_id"]).startswith("msg_") \
+                else await self.store.by_wa_id(str(envelope["reaction"]["message_id"]))
+            if reacted is not None:
+                await self.store.annotate_reaction(self.runner.lease, reacted.message_id, "me",
+                                                   str(envelope["reaction"].get("emoji") or ""))
+        self.references[item.message_id] = item.client_reference
+        await self._advance_to(current[0], MessageStatus.SENT, f"{outgoing.call} done")
         return True
 
     async def _fail(self, item: MessageItem, code: str, text: str) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -103,19 +105,14 @@ class WhatsAppPage:
         found = await asyncio.wait_for(self.page.evaluate(bridge.FIND_MESSAGE, serialized), self.send_timeout)
         return None if found is None else int(found.get("ack") or 0)
 
-    async def deliver(self, message_id: str, envelope: dict[str, Any],
+    async def deliver(self, message_id: str, to: str, call: str, args: list[Any],
                       before_send: Callable[[], Awaitable[None]]) -> Delivery:
         """Make sure WhatsApp Web has the message (look first, send only if absent), then wait for the ack.
 
-        `before_send` runs before a real hand-over (it counts the attempt, and raises to refuse one).
-        Raises PermanentSendError when the message can never go out, TransientSendError when the page did
-        not take it this time.
+        `call` and `args` name one of `bridge.SEND`'s wa-js calls (see compose.py). `before_send` runs before a
+        real hand-over (it counts the attempt, and raises to refuse one). Raises PermanentSendError when the
+        message can never go out, TransientSendError when the page did not take it this time.
         """
-        kind = envelope.get("type")
-        if kind != "text":
-            raise PermanentSendError("unsupported_message_type",
-                                     f"{kind} messages are not delivered by the web provider yet")
-        to = str(envelope["to"])
         serialized = serialized_id(message_id, to)
         timeout = self.send_timeout
         attempted = False
@@ -126,10 +123,7 @@ class WhatsAppPage:
                 if task is None:
                     await before_send()
                     attempted = True
-                    text = envelope["text"]
-                    task = asyncio.ensure_future(self.page.evaluate(
-                        bridge.SEND_TEXT, [chat_id(to), text["body"], wa_message_id(message_id),
-                                           bool(text.get("preview_url"))]))
+                    task = asyncio.ensure_future(self.page.evaluate(bridge.SEND, [call, args]))
                     task.add_done_callback(_retrieve)
                     self._inflight[serialized] = task
                 try:
@@ -139,11 +133,7 @@ class WhatsAppPage:
                 finally:
                     if task.done():
                         self._inflight.pop(serialized, None)
-                error = result.get("error")
-                if error:
-                    if error.get("code") in bridge.PERMANENT_ERRORS:
-                        raise PermanentSendError("invalid_recipient", f"{to} is not a WhatsApp user ({error['code']})")
-                    raise TransientSendError(f"{error.get('code')}: {str(error.get('message'))[:300]}")
+                _raise_error(result, to)
                 serialized = str(result.get("id") or serialized)
             if ack is None or ack == 0:
                 waited = await asyncio.wait_for(
@@ -154,6 +144,51 @@ class WhatsAppPage:
         except PlaywrightError as exc:
             raise TransientSendError(str(exc).splitlines()[0][:300]) from exc
         return Delivery(serialized, attempted, ack)
+
+    async def operate(self, call: str, args: list[Any], before_send: Callable[[], Awaitable[None]]) -> dict[str, Any]:
+        """Carry out a reaction, edit, revoke or read receipt (`bridge.OPERATE`): idempotent, so a retry after
+        a crash repeats it harmlessly. Raises like `deliver`."""
+        await before_send()
+        try:
+            result = await asyncio.wait_for(self.page.evaluate(bridge.OPERATE, [call, args]), self.send_timeout)
+        except TimeoutError as exc:
+            raise TransientSendError("WhatsApp Web did not answer in time") from exc
+        except PlaywrightError as exc:
+            raise TransientSendError(str(exc).splitlines()[0][:300]) from exc
+        _raise_error(result, "")
+        return dict(result)
+
+    async def download_media(self, serialized: str) -> bytes:
+        """The bytes of a media message the page has (`WPP.chat.downloadMedia`)."""
+        encoded = await asyncio.wait_for(self.page.evaluate(bridge.DOWNLOAD_MEDIA, serialized), self.send_timeout * 4)
+        if not isinstance(encoded, str):
+            raise TransientSendError(f"media download failed: {encoded!r}"[:300])
+        return base64.b64decode(encoded)
+
+    async def phone_of_lid(self, lid: str) -> str | None:
+        """The phone number behind a `…@lid` sender (`WPP.contact.getPnLidEntry`), or None."""
+        with contextlib.suppress(PlaywrightError, TimeoutError):
+            entry = await asyncio.wait_for(self.page.evaluate(bridge.PN_LID_ENTRY, lid), self.send_timeout)
+            phone = (entry or {}).get("phoneNumber")
+            if phone:
+                return str(phone).split("@")[0]
+        return None
+
+    async def query_exists(self, phone: str) -> dict[str, Any] | None:
+        """`WPP.contact.queryExists`: `{wid, lid, biz}` when the number is on WhatsApp, else None."""
+        result = await asyncio.wait_for(self.page.evaluate(bridge.QUERY_EXISTS, f"{phone}@c.us"), self.send_timeout)
+        if isinstance(result, dict) and result.get("error"):
+            raise TransientSendError(str(result["error"])[:300])
+        return dict(result) if result else None
+
+
+def _raise_error(result: dict[str, Any], to: str) -> None:
+    error = result.get("error")
+    if error:
+        if error.get("code") in bridge.PERMANENT_ERRORS:
+            what = f"{to} is not a WhatsApp user" if to else "WhatsApp refused it"
+            raise PermanentSendError(bridge.PERMANENT_ERRORS[error["code"]], f"{what} ({error['code']})")
+        raise TransientSendError(f"{error.get('code')}: {str(error.get('message'))[:300]}")
 
 
 def _retrieve(task: asyncio.Task[Any]) -> None:

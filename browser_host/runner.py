@@ -17,6 +17,7 @@ from playwright.async_api import Error as PlaywrightError
 
 from browser_host import bridge
 from browser_host.config import HostConfig
+from browser_host.inbound import Inbound
 from browser_host.outbox import Outbox
 from browser_host.page import WhatsAppPage
 from browser_host.state import Backoff, InvalidTransition, StatusMachine
@@ -78,6 +79,7 @@ class AccountRunner:
         self.recoveries = 0
         self.backoff = Backoff(self.cfg.recovery_backoff, self.cfg.recovery_backoff_max)
         self.outbox = Outbox(self, lease.pending_from or _floor_of(account.created_at))
+        self.inbound = Inbound(self)
         self._writes: asyncio.Queue[Callable[[], Awaitable[None]] | None] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._writer: asyncio.Task[None] | None = None
@@ -220,8 +222,11 @@ class AccountRunner:
             "conn.logout": lambda _: self._on_logout(),
             "conn.logout_reason": self._on_logout_reason,
             "conn.qrcode_idle": lambda _: self._on_qr_idle(),
-            "chat.new_message": self._on_message,
+            "chat.new_message": self.inbound.message,
             "chat.msg_ack_change": self._on_ack,
+            "chat.new_reaction": self.inbound.reaction,
+            "chat.msg_edited": self.inbound.edited,
+            "chat.msg_revoke": self.inbound.revoked,
         }
         handler = handlers.get(name)
         if handler is not None and not self._closing:
@@ -277,18 +282,6 @@ class AccountRunner:
         self._set_status(S.FAILED, "qr_timeout: the QR code was not scanned in time",
                          AccountChange(qr=None, desired_state=STOPPED))
         self.failed = True
-
-    async def _on_message(self, msg: dict[str, Any]) -> None:
-        if msg.get("fromMe") or msg.get("type") not in {"chat", "text"}:
-            return
-        inbound = {"id": msg["id"], "type": "text", "content": {"body": msg.get("body") or ""}, "t": msg.get("t"),
-                   "from": str(msg.get("from") or "").split("@")[0]}
-        item = await self.store.record_inbound(self.lease, self.tenant_id, self.phone_number, inbound)
-        if item is not None:
-            await self.publish(EventType.MESSAGE_RECEIVED, {
-                "message_id": item.message_id, "from": inbound["from"], "type": "text",
-                "text": {"body": inbound["content"]["body"]}, "wa_message_id": msg["id"],
-                "profile_name": msg.get("notifyName"), "timestamp": msg.get("t")})
 
     async def _on_ack(self, event: dict[str, Any]) -> None:
         await self.outbox.on_ack(int(event.get("ack", 0)), [str(i) for i in event.get("ids") or []])

@@ -8,7 +8,6 @@ from typing import Any
 
 from core.aws import client
 from core.config import Settings
-from core.ids import inbound_message_id
 from core.models.accounts import ConnectionStatus
 from core.models.common import utcnow
 from core.models.events import EventType
@@ -137,21 +136,30 @@ class HostStore:
     async def by_wa_id(self, serialized: str) -> MessageItem | None:
         return await asyncio.to_thread(self.messages.by_wa_id, serialized)
 
-    async def record_inbound(self, lease: Lease, tenant_id: str, phone_number: str | None,
-                             msg: dict[str, Any]) -> MessageItem | None:
+    async def record_inbound(self, lease: Lease, tenant_id: str, phone_number: str | None, *, message_id: str,
+                             wa_id: str, kind: str, content: dict[str, Any], from_number: str | None,
+                             from_lid: str | None) -> MessageItem | None:
         """Store an inbound message once (fenced by the lease); None when it was stored before."""
-        wa_id = str(msg["id"])
         now = utcnow()
-        content = {"type": msg["type"], msg["type"]: msg["content"], "wa_message_id": wa_id}
         item = MessageItem(
-            lease.account_id, inbound_message_id(wa_id, int(msg.get("t") or 0)), tenant_id=tenant_id,
-            direction=Direction.INBOUND.value, status=MessageStatus.RECEIVED.value, type=msg["type"],
-            to=phone_number, from_number=msg.get("from"), content=json.dumps(content, separators=(",", ":")),
-            wa_message_id=wa_id, status_history=[{"status": MessageStatus.RECEIVED.value, "at": now, "reason": None}],
+            lease.account_id, message_id, tenant_id=tenant_id, direction=Direction.INBOUND.value,
+            status=MessageStatus.RECEIVED.value, type=kind, to=phone_number, from_number=from_number,
+            from_lid=from_lid, content=json.dumps(content, separators=(",", ":")), wa_message_id=wa_id,
+            status_history=[{"status": MessageStatus.RECEIVED.value, "at": now, "reason": None}],
             created_at=now, updated_at=now, expires_at=self.messages.expiry(self.settings.message_ttl_days),
         )
         stored = await asyncio.to_thread(self.messages.record_inbound, item, lease.account_id, lease.token)
         return item if stored else None
+
+    async def annotate_reaction(self, lease: Lease, message_id: str, sender: str, emoji: str) -> bool:
+        return await asyncio.to_thread(self.messages.record_reaction, lease.account_id, message_id, sender, emoji,
+                                       lease.token)
+
+    async def annotate_edit(self, lease: Lease, message_id: str, sender: str, body: str) -> bool:
+        return await asyncio.to_thread(self.messages.record_edit, lease.account_id, message_id, body, lease.token)
+
+    async def annotate_revoke(self, lease: Lease, message_id: str) -> bool:
+        return await asyncio.to_thread(self.messages.record_revoke, lease.account_id, message_id, lease.token)
 
     # --- snapshots ------------------------------------------------------------------------------------------
 

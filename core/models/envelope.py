@@ -15,7 +15,9 @@ from pydantic import (
     AliasChoices,
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     TypeAdapter,
     create_model,
     field_validator,
@@ -163,6 +165,26 @@ class ReactionBody(_Strict):
     emoji: str = Field(max_length=16, description="An emoji; empty string removes the reaction.")
 
 
+class PollBody(_Strict):
+    """wagate extension (WhatsApp Web polls; the Cloud API has none)."""
+
+    question: str = Field(min_length=1, max_length=255)
+    options: list[str] = Field(min_length=2, max_length=12)
+    max_selections: int = Field(default=1, ge=1, description="How many options a voter may pick.")
+
+    @model_validator(mode="after")
+    def _options(self) -> PollBody:
+        cleaned = [o.strip() for o in self.options]
+        if any(not o or len(o) > 100 for o in cleaned):
+            raise ValueError("each option needs 1 to 100 characters")
+        if len(set(cleaned)) != len(cleaned):
+            raise ValueError("options must be distinct")
+        if self.max_selections > len(cleaned):
+            raise ValueError("max_selections cannot exceed the number of options")
+        self.options = cleaned
+        return self
+
+
 class ReplyContext(_Strict):
     message_id: str = Field(min_length=1, max_length=200)
 
@@ -233,17 +255,59 @@ class ReactionMessage(_Envelope):
     reaction: ReactionBody
 
 
+class PollMessage(_Envelope):
+    type: Literal["poll"]
+    poll: PollBody
+
+
+class MarkRead(_Strict):
+    """Cloud API read receipt: `{"messaging_product": "whatsapp", "status": "read", "message_id": ...}` on the send
+    endpoint; the contact sees the chat read up to that message."""
+
+    messaging_product: Literal["whatsapp"] = "whatsapp"
+    status: Literal["read"]
+    message_id: str = Field(min_length=1, max_length=200, description="An inbound message (wagate or WhatsApp id).")
+
+
+class EditRequest(_Strict):
+    """`PATCH /accounts/{id}/messages/{message_id}`: new text (or caption) for a message the account sent."""
+
+    text: TextBody
+
+
 VARIANTS: tuple[type[_Envelope], ...] = (
     TextMessage, ImageMessage, VideoMessage, AudioMessage, DocumentMessage,
-    StickerMessage, LocationMessage, ContactsMessage, ReactionMessage,
+    StickerMessage, LocationMessage, ContactsMessage, ReactionMessage, PollMessage,
 )
+MEDIA_TYPES = frozenset({"image", "video", "audio", "document", "sticker"})
 
 OutboundMessage = Annotated[
     TextMessage | ImageMessage | VideoMessage | AudioMessage | DocumentMessage | StickerMessage
-    | LocationMessage | ContactsMessage | ReactionMessage,
+    | LocationMessage | ContactsMessage | ReactionMessage | PollMessage,
     Field(discriminator="type"),
 ]
 OUTBOUND_ADAPTER: TypeAdapter[Any] = TypeAdapter(OutboundMessage)
+
+
+def _send_kind(value: Any) -> str | None:
+    """A read receipt has `status` and no `type`; everything else is told apart by `type`."""
+    if isinstance(value, dict):
+        return "read" if "status" in value and "type" not in value else value.get("type")
+    return "read" if isinstance(value, MarkRead) else getattr(value, "type", None)
+
+
+# What `POST /accounts/{id}/messages` accepts: a message of any type, or a read receipt.
+SendRequest = Annotated[
+    Annotated[TextMessage, Tag("text")] | Annotated[ImageMessage, Tag("image")]
+    | Annotated[VideoMessage, Tag("video")] | Annotated[AudioMessage, Tag("audio")]
+    | Annotated[DocumentMessage, Tag("document")] | Annotated[StickerMessage, Tag("sticker")]
+    | Annotated[LocationMessage, Tag("location")] | Annotated[ContactsMessage, Tag("contacts")]
+    | Annotated[ReactionMessage, Tag("reaction")] | Annotated[PollMessage, Tag("poll")]
+    | Annotated[MarkRead, Tag("read")],
+    Discriminator(_send_kind, custom_error_type="invalid_type",
+                  custom_error_message="give a `type` (text, image, video, audio, document, sticker, location, "
+                                       "contacts, reaction, poll) or `status: read` with a `message_id`"),
+]
 
 
 def _ingress_variant(variant: type[_Envelope]) -> type[_Envelope]:
@@ -251,6 +315,10 @@ def _ingress_variant(variant: type[_Envelope]) -> type[_Envelope]:
         "account_id": (str, Field(pattern=ACCOUNT_ID_PATTERN, description="The sending account.")),
         "idempotency_key": (str | None, Field(default=None, max_length=200)),
         "correlation_id": (str | None, Field(default=None, max_length=200)),
+        "reply_to": (str | None, Field(
+            default=None, max_length=300,
+            description="An SQS queue URL registered on the producer (`reply_queue_urls`): the message's "
+                        "`message.status` events are also sent there.")),
     }
     return create_model(f"Ingress{variant.__name__}", __base__=variant, **extra)
 
@@ -258,7 +326,7 @@ def _ingress_variant(variant: type[_Envelope]) -> type[_Envelope]:
 _INGRESS = tuple(_ingress_variant(v) for v in VARIANTS)
 IngressMessage = Annotated[
     _INGRESS[0] | _INGRESS[1] | _INGRESS[2] | _INGRESS[3] | _INGRESS[4] | _INGRESS[5]  # type: ignore[valid-type]
-    | _INGRESS[6] | _INGRESS[7] | _INGRESS[8],  # type: ignore[valid-type]
+    | _INGRESS[6] | _INGRESS[7] | _INGRESS[8] | _INGRESS[9],  # type: ignore[valid-type]
     Field(discriminator="type"),
 ]
 INGRESS_ADAPTER: TypeAdapter[Any] = TypeAdapter(IngressMessage)
@@ -267,6 +335,6 @@ INGRESS_ADAPTER: TypeAdapter[Any] = TypeAdapter(IngressMessage)
 def envelope_fields(message: BaseModel) -> dict[str, Any]:
     """The Cloud-API-shaped envelope of a validated message, without wagate routing fields."""
     data = message.model_dump(mode="json", exclude_none=True)
-    for routing in ("account_id", "idempotency_key", "correlation_id"):
+    for routing in ("account_id", "idempotency_key", "correlation_id", "reply_to"):
         data.pop(routing, None)
     return data

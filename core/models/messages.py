@@ -43,6 +43,11 @@ class MessageStatusChange(BaseModel):
     reason: str | None = None
 
 
+class MessageEdit(BaseModel):
+    body: str
+    at: str
+
+
 class Message(BaseModel):
     """A message sent or received by an account."""
 
@@ -55,11 +60,15 @@ class Message(BaseModel):
     type: str
     to: str | None = None
     from_number: str | None = Field(default=None, alias="from")
+    from_lid: str | None = Field(default=None, description="The sender's LID (`…@lid`) when WhatsApp gave one.")
     content: dict[str, Any] = Field(description="The Cloud-API-shaped envelope (outbound) or payload (inbound).")
     client_reference: str | None = None
     wa_message_id: str | None = None
     error: MessageError | None = None
     status_history: list[MessageStatusChange] = Field(default_factory=list)
+    reactions: dict[str, str] = Field(default_factory=dict, description="Emoji by reacting number (or `me`).")
+    edits: list[MessageEdit] = Field(default_factory=list, description="Later versions of the text, oldest first.")
+    revoked: bool = Field(default=False, description="Deleted for everyone.")
     created_at: str
     updated_at: str
 

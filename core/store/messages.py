@@ -195,6 +195,52 @@ class MessageRepository:
             raise
         return True
 
+    def annotate(self, account_id: str, message_id: str, actions: list[Any], token: int) -> bool:
+        """Record what happened to a stored message later (a reaction, an edit, a revoke), only while `token`
+        still owns the account; False when the message is not stored (expired, or never seen)."""
+        try:
+            with TransactWrite(connection=_connection(MessageItem.Meta.region, MessageItem.Meta.host)) as tx:
+                tx.condition_check(AccountItem, account_id, condition=AccountItem.lease_token == token)
+                tx.update(MessageItem(account_id, message_id), actions=actions,
+                          condition=MessageItem.message_id.exists())
+        except TransactWriteError as exc:
+            reasons = [getattr(r, "code", None) for r in (getattr(exc, "cancellation_reasons", None) or [])]
+            if reasons and reasons[0] == "ConditionalCheckFailed":
+                raise LeaseLost(account_id) from exc
+            if is_conditional(exc):
+                return False
+            raise
+        return True
+
+    def record_reaction(self, account_id: str, message_id: str, sender: str, emoji: str, token: int) -> bool:
+        """`sender` reacted with `emoji` ("" removes the reaction)."""
+        now = utcnow()
+        reactions = MessageItem.reactions
+        action = reactions[sender].set(emoji) if emoji else reactions[sender].remove()
+        try:
+            return self.annotate(account_id, message_id, [action, MessageItem.updated_at.set(now)], token)
+        except TransactWriteError:  # a row stored before `reactions` existed: start its map
+            if not emoji:
+                return False
+            return self.annotate(account_id, message_id, [reactions.set({sender: emoji}),
+                                                          MessageItem.updated_at.set(now)], token)
+
+    def record_edit(self, account_id: str, message_id: str, body: str, token: int) -> bool:
+        """A later version of the message's text (oldest first in `edits`)."""
+        now = utcnow()
+        entry = [{"body": body, "at": now}]
+        try:
+            return self.annotate(account_id, message_id, [
+                MessageItem.edits.set(MessageItem.edits.append(entry)), MessageItem.updated_at.set(now)], token)
+        except TransactWriteError:  # a row stored before `edits` existed
+            return self.annotate(account_id, message_id, [MessageItem.edits.set(entry),
+                                                          MessageItem.updated_at.set(now)], token)
+
+    def record_revoke(self, account_id: str, message_id: str, token: int) -> bool:
+        now = utcnow()
+        return self.annotate(account_id, message_id, [MessageItem.revoked_at.set(now),
+                                                      MessageItem.updated_at.set(now)], token)
+
     @staticmethod
     def expiry(ttl_days: int) -> int:
         return int(time.time()) + ttl_days * 86400

@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 from pynamodb.attributes import (
+    BooleanAttribute,
     ListAttribute,
     MapAttribute,
     NumberAttribute,
@@ -132,6 +133,12 @@ class MessageItem(Model):
     # Lease token of the last host that wrote this message; a host with an older token cannot write it.
     fence = NumberAttribute(null=True)
     pending_shard = UnicodeAttribute(null=True)  # set while not terminal (pending-index)
+    reply_to = UnicodeAttribute(null=True)  # SQS producers: a queue that also gets this message's status events
+    from_lid = UnicodeAttribute(null=True)
+    # Present (empty) from creation on, so a reaction or an edit is one nested update.
+    reactions = MapAttribute[str, Any](default=dict, null=True)  # reacting number (or "me") → emoji
+    edits = ListAttribute[Any](default=list, null=True)  # [{body, at}] later versions, oldest first
+    revoked_at = UnicodeAttribute(null=True)
     created_at = UnicodeAttribute()
     updated_at = UnicodeAttribute()
     expires_at = NumberAttribute(null=True)  # TTL, epoch seconds
@@ -196,6 +203,89 @@ class LeaseItem(Model):
     members = MapAttribute[str, Any](null=True)  # the `hosts` item: host id → registration
 
 
+class ProducerTenantIndex(GlobalSecondaryIndex["ProducerItem"]):
+    class Meta:
+        index_name = "tenant-index"
+        projection = AllProjection()
+
+    tenant_id = UnicodeAttribute(hash_key=True)
+    created_at = UnicodeAttribute(range_key=True)
+
+
+class ProducerItem(Model):
+    """An SQS producer of a tenant: its signing secret is stored encrypted with KMS, never in plaintext."""
+
+    class Meta(_Meta):
+        pass
+
+    producer_id = UnicodeAttribute(hash_key=True)
+    tenant_id = UnicodeAttribute()
+    name = UnicodeAttribute()
+    secret_ciphertext = UnicodeAttribute()
+    reply_queue_urls = ListAttribute[Any](default=list)  # SQS queue URLs (strings)
+    created_at = UnicodeAttribute()
+    created_by = UnicodeAttribute(null=True)
+
+    tenant_index = ProducerTenantIndex()
+
+
+class WebhookItem(Model):
+    """A tenant-wide webhook: receives the events of every account of its tenant (secret KMS-encrypted)."""
+
+    class Meta(_Meta):
+        pass
+
+    tenant_id = UnicodeAttribute(hash_key=True)
+    webhook_id = UnicodeAttribute(range_key=True)
+    url = UnicodeAttribute()
+    events = ListAttribute[str](default=list)  # event types
+    secret_ciphertext = UnicodeAttribute()
+    description = UnicodeAttribute(null=True)
+    enabled = BooleanAttribute(default=True)
+    created_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+
+
+class DeliveryTimeIndex(GlobalSecondaryIndex["WebhookDeliveryItem"]):
+    """An account's deliveries by creation time (the ids are hashes, so that a re-published event finds its own)."""
+
+    class Meta:
+        index_name = "account-time-index"
+        projection = AllProjection()
+
+    account_id = UnicodeAttribute(hash_key=True)
+    created_at = UnicodeAttribute(range_key=True)
+
+
+class WebhookDeliveryItem(Model):
+    """One event to one webhook (the account's or a tenant webhook): attempts, outcome, the event bytes."""
+
+    class Meta(_Meta):
+        pass
+
+    account_id = UnicodeAttribute(hash_key=True)
+    delivery_id = UnicodeAttribute(range_key=True)  # dlv_<hash of event id + target>
+    tenant_id = UnicodeAttribute(null=True)
+    event_id = UnicodeAttribute()
+    event_type = UnicodeAttribute()
+    target = UnicodeAttribute()  # "account" or a webhook id
+    url = UnicodeAttribute()
+    state = UnicodeAttribute()  # pending | delivered | failed
+    attempts = NumberAttribute(default=0)
+    attempt_started_at = NumberAttribute(null=True)  # epoch seconds of the attempt in flight (stall detection)
+    last_status_code = NumberAttribute(null=True)
+    last_latency_ms = NumberAttribute(null=True)
+    last_error = UnicodeAttribute(null=True)
+    next_retry_at = UnicodeAttribute(null=True)
+    event = UnicodeAttribute()  # the exact JSON text that is POSTed
+    history = ListAttribute[Any](default=list)  # the last attempts: at, attempt, status_code, latency_ms, error
+    created_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+    expires_at = NumberAttribute(null=True)  # TTL, epoch seconds
+
+    account_time_index = DeliveryTimeIndex()
+
+
 def bind(settings: Settings) -> None:
     """Point every model at the configured table names, region and endpoint."""
     names: dict[type[Model], str] = {
@@ -204,6 +294,9 @@ def bind(settings: Settings) -> None:
         ApiKeyItem: settings.api_keys_table,
         IdempotencyItem: settings.idempotency_table,
         LeaseItem: settings.leases_table,
+        WebhookItem: settings.webhooks_table,
+        WebhookDeliveryItem: settings.webhook_deliveries_table,
+        ProducerItem: settings.producers_table,
     }
     for model, name in names.items():
         model.Meta.table_name = name

@@ -10,6 +10,7 @@ import pytest
 
 from infra.local.harness import Fleet, Phone, account_status, link_by_qr, send_text, wait_until
 from infra.local.host_process import HostProcess
+from infra.local.receiver import Receiver
 
 __all__ = ["HOST_ENV", "Fleet", "Phone", "account_status", "link_by_qr", "send_text", "stop_all_accounts", "wait_until"]
 
@@ -37,6 +38,14 @@ def host(runtime: Any, tmp_path: Path) -> Iterator[HostProcess]:
     log = tmp_path / "host.log"
     if log.exists():
         print(log.read_text()[-6000:])
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A webhook receiver on loopback (the test stack allow-lists loopback targets)."""
+    server = Receiver()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import urllib.request
 import uuid
 from typing import Any
 
-import boto3
-
 from infra.local.host_process import HostProcess
+from infra.local.receiver import Receiver
 from tests.conftest import Api, create_account
 from tests.e2e.conftest import Phone, account_status, link_by_qr, wait_until
 
@@ -18,20 +16,14 @@ def _number() -> str:
     return "1555" + str(uuid.uuid4().int)[:7]
 
 
-def events_for(runtime: Any, account_id: str, seen: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """This account's events, collected into `seen`. Nothing else consumes the events queue in the suite, so
-    every event read is deleted (earlier tests' events too: left invisible, they would be read again and again)."""
-    sqs = boto3.client("sqs", endpoint_url=runtime.endpoint_url, region_name="us-east-1")
-    url = runtime.stack.refs["EventsQueue"]
-    while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
-        seen += [e for e in (json.loads(m["Body"]) for m in batch) if e["account_id"] == account_id]
-        sqs.delete_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
-                                                        for i, m in enumerate(batch)])
-    return seen
+SECRET = "e2e-webhook-secret-0123456789"
 
 
-def test_link_send_ack_and_receive(tenant_admin: Api, runtime: Any, phone: Phone, host: HostProcess) -> None:
-    # Given an account linked by scanning its QR code with the phone
+def test_link_send_ack_and_receive(tenant_admin: Api, runtime: Any, phone: Phone, host: HostProcess,
+                                   receiver: Receiver) -> None:
+    # Given a tenant webhook, and an account linked by scanning its QR code with the phone
+    hook = tenant_admin.post("/webhooks", json={"url": receiver.url("/hooks"), "secret": SECRET})
+    assert hook.status_code == 201, hook.text
     business, contact = _number(), _number()
     account_id = create_account(tenant_admin, "e2e")["account_id"]
     link_by_qr(tenant_admin, phone, account_id, business)
@@ -61,9 +53,10 @@ def test_link_send_ack_and_receive(tenant_admin: Api, runtime: Any, phone: Phone
                                                   params={"direction": "inbound"}).json()["items"], 15, "inbound")
     assert inbound[0]["from"] == contact and inbound[0]["content"]["text"] == {"body": "Thanks!"}
     assert inbound[0]["status"] == "received"
-    seen: list[dict[str, Any]] = []
-    wait_until(lambda: any(e["type"] == "message.received" for e in events_for(runtime, account_id, seen)),
-               15, "message.received event")
+    wait_until(lambda: receiver.events(account_id=account_id, type="message.received"), 20,
+               "message.received webhook")
+    assert all(r.signed_by(SECRET) for r in receiver.requests())
+    seen = receiver.events(account_id=account_id)
     received_event = next(e for e in seen if e["type"] == "message.received")
     assert received_event["data"]["text"] == {"body": "Thanks!"}
     assert received_event["data"]["message_id"] == inbound[0]["message_id"]

@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Pat
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from core.models.common import Page
-from core.models.envelope import OutboundMessage
+from core.models.envelope import EditRequest, SendRequest
 from core.models.messages import Direction, Message, MessageAccepted
 from core.observability import logger, metrics
 from functions.api.context import correlation_id_of, principal_of
@@ -23,14 +23,15 @@ MessageId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:-]{1,128}$", description
 
 
 @router.post(
-    "/accounts/<account_id>/messages", summary="Send a message (Cloud API message object)", tags=["messages"],
+    "/accounts/<account_id>/messages", summary="Send a message (Cloud API message object) or a read receipt",
+    tags=["messages"],
     responses={202: {"description": "Accepted and queued",
                      "content": {"application/json": {"model": MessageAccepted}}},
                409: {"description": "Idempotency-Key reused with another body"}, **ERRORS},
 )
 def send_message(
     account_id: AccountId,
-    message: Annotated[OutboundMessage, Body(embed=False)],
+    message: Annotated[SendRequest, Body(embed=False)],
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
 ) -> Response[MessageAccepted]:
     accepted = service.enqueue(services(), principal_of(router), account_id, message,
@@ -71,3 +72,34 @@ def get_message(account_id: AccountId, message_id: MessageId) -> Response[Any]:
     message = service.get_message(services(), principal_of(router), account_id, message_id)
     return Response(status_code=200, content_type=content_types.APPLICATION_JSON,
                     body=message)
+
+
+@router.patch(
+    "/accounts/<account_id>/messages/<message_id>", summary="Edit the text of a sent message", tags=["messages"],
+    responses={202: {"description": "The edit is queued (its own message id and status trail)",
+                     "content": {"application/json": {"model": MessageAccepted}}}, **ERRORS},
+)
+def edit_message(
+    account_id: AccountId, message_id: MessageId, request: Annotated[EditRequest, Body(embed=False)],
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
+) -> Response[MessageAccepted]:
+    accepted = service.edit(services(), principal_of(router), account_id, message_id, request,
+                            idempotency_key=idempotency_key, correlation_id=correlation_id_of(router))
+    return Response(status_code=202, content_type=content_types.APPLICATION_JSON, body=accepted.message,
+                    headers=accepted_headers(accepted, f"/accounts/{account_id}"))
+
+
+@router.delete(
+    "/accounts/<account_id>/messages/<message_id>", summary="Delete a sent message for everyone",
+    tags=["messages"],
+    responses={202: {"description": "The revoke is queued (its own message id and status trail)",
+                     "content": {"application/json": {"model": MessageAccepted}}}, **ERRORS},
+)
+def revoke_message(
+    account_id: AccountId, message_id: MessageId,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
+) -> Response[MessageAccepted]:
+    accepted = service.revoke(services(), principal_of(router), account_id, message_id,
+                              idempotency_key=idempotency_key, correlation_id=correlation_id_of(router))
+    return Response(status_code=202, content_type=content_types.APPLICATION_JSON, body=accepted.message,
+                    headers=accepted_headers(accepted, f"/accounts/{account_id}"))
