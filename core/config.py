@@ -20,11 +20,22 @@ class Settings(BaseModel):
     api_keys_table: str = "wagate-api-keys"
     idempotency_table: str = "wagate-idempotency"
     leases_table: str = "wagate-leases"
+    webhooks_table: str = "wagate-webhooks"
+    webhook_deliveries_table: str = "wagate-webhook-deliveries"
     # Nudges for accounts no host holds yet; hosts' own inboxes are named host_queue_prefix + host id.
     control_queue_url: str = ""
     host_queue_prefix: str = "wagate-host-"
     events_queue_url: str = ""
     ingress_dlq_url: str = ""
+    events_dlq_url: str = ""
+    # Webhook deliveries: retries wait on this queue (DelaySeconds), never in the function.
+    webhook_retry_queue_url: str = ""
+    webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=30)
+    webhook_max_attempts: int = Field(default=8, ge=1, le=50)
+    webhook_retry_base_seconds: float = Field(default=2.0, gt=0)
+    webhook_retry_cap_seconds: int = Field(default=900, ge=1, le=900, description="SQS DelaySeconds maximum")
+    webhook_concurrency: int = Field(default=32, ge=1, le=256, description="deliveries in flight per invocation")
+    webhook_delivery_ttl_days: int = Field(default=7, ge=1)
     media_bucket: str = ""
     snapshot_key_id: str = ""
     bootstrap_tenant: str = "default"

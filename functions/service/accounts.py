@@ -7,6 +7,7 @@ import io
 from typing import Any
 
 import segno
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from core.errors import Conflict, Forbidden, InvalidRequest, NotFound
@@ -28,6 +29,7 @@ from core.models.accounts import (
 )
 from core.models.common import Principal, Role, utcnow
 from core.net import OutboundPolicy, UnresolvedHost, UnsafeUrl, check_url
+from core.store import secrets as secret_store
 from core.store.accounts import LOGOUT, AccountChange, plain
 from core.store.tables import AccountItem
 from functions.service.context import Services
@@ -65,13 +67,16 @@ def to_view(item: AccountItem) -> Account:
         pending_action=AccountAction(item.pending_action) if item.pending_action in actions else None,
         metadata=plain(item.metadata),
         webhook=WebhookView(url=webhook["url"], events=webhook.get("events", []),
-                            has_secret=bool(webhook.get("secret"))) if webhook else None,
+                            has_secret=bool(webhook.get("secret_ciphertext") or webhook.get("secret")))
+        if webhook else None,
         status_history=history,
         host_id=item.host_id or None, created_at=item.created_at, updated_at=item.updated_at, version=item.version,
     )
 
 
-def _check_webhook(svc: Services, webhook: WebhookSettings | None) -> dict[str, Any] | None:
+def _check_webhook(svc: Services, webhook: WebhookSettings | None,
+                   current: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """The webhook map to store: the secret KMS-encrypted (`secret_ciphertext`), never in plaintext."""
     if webhook is None:
         return None
     try:
@@ -80,7 +85,22 @@ def _check_webhook(svc: Services, webhook: WebhookSettings | None) -> dict[str, 
         pass  # every delivery checks again; a name without DNS records yet is no reason to refuse the setting
     except UnsafeUrl as exc:
         raise InvalidRequest(f"webhook url not allowed: {exc}", code="webhook_url_not_allowed") from None
-    return webhook.model_dump(mode="json", exclude_none=True)
+    return webhook_map(webhook, current)
+
+
+def webhook_map(webhook: WebhookSettings, current: dict[str, Any] | None) -> dict[str, Any]:
+    """Deliveries are always signed: a new secret is encrypted; without one the stored secret is kept (and
+    encrypted if it predates encryption); with neither the request is invalid (422)."""
+    stored = webhook.model_dump(mode="json", exclude_none=True, exclude={"secret"})
+    previous = current or {}
+    if webhook.secret or previous.get("secret"):
+        stored["secret_ciphertext"] = secret_store.encrypt(webhook.secret or str(previous["secret"]))
+    elif previous.get("secret_ciphertext"):
+        stored["secret_ciphertext"] = previous["secret_ciphertext"]
+    else:
+        raise RequestValidationError([{"loc": ("body", "webhook", "secret"), "type": "missing",
+                                       "msg": "Field required: account webhooks need a signing secret (16-256 chars)"}])
+    return stored
 
 
 def load(svc: Services, principal: Principal, account_id: str) -> AccountItem:
@@ -144,7 +164,7 @@ def update_account(
     if "metadata" in given:
         change.metadata = body.metadata or {}
     if "webhook" in given:
-        change.webhook = _check_webhook(svc, body.webhook)
+        change.webhook = _check_webhook(svc, body.webhook, plain(item.webhook) if item.webhook else None)
     if not change:
         raise InvalidRequest("nothing to update", code="empty_update")
     return to_view(svc.accounts.edit(item, change, expected))

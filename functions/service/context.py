@@ -13,6 +13,7 @@ from core.store.leases import LeaseRepository
 from core.store.media import MediaStore
 from core.store.messages import IdempotencyRepository, MessageRepository
 from core.store.queues import DeadLetters, EventBus, Nudges
+from core.store.webhooks import DeliveryRepository, EventDeadLetters, RetryQueue, WebhookRepository
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,10 @@ class Services:
     nudges: Nudges
     events: EventBus
     ingress_dlq: DeadLetters
+    webhooks: WebhookRepository
+    deliveries: DeliveryRepository
+    webhook_retries: RetryQueue
+    events_dlq: EventDeadLetters
     media: MediaStore
 
 
@@ -46,5 +51,9 @@ def services() -> Services:
         nudges=Nudges(settings.control_queue_url),
         events=EventBus(settings.events_queue_url),
         ingress_dlq=DeadLetters(settings.ingress_dlq_url),
+        webhooks=WebhookRepository(),
+        deliveries=DeliveryRepository(settings.webhook_delivery_ttl_days),
+        webhook_retries=RetryQueue(settings.webhook_retry_queue_url),
+        events_dlq=EventDeadLetters(settings.events_dlq_url),
         media=MediaStore(settings.media_bucket),
     )

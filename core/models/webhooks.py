@@ -1,0 +1,109 @@
+"""Webhooks: tenant-wide receivers of events, and the record of every delivery to a webhook."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from core.models.events import EventType
+from core.models.validators import check_webhook_url
+
+WEBHOOK_ID_PATTERN = r"^whk_[0-9a-z]{26}$"
+DELIVERY_ID_PATTERN = r"^dlv_[0-9a-z]{26}$"
+
+
+def _all_events() -> list[EventType]:
+    return list(EventType)
+
+
+class WebhookCreate(BaseModel):
+    """Body of `POST /webhooks`: a receiver of the events of every account of the tenant."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(max_length=2048, examples=["https://example.com/wagate"])
+    events: list[EventType] = Field(default_factory=_all_events, min_length=1,
+                                    description="Event types to deliver (default: all).")
+    secret: str | None = Field(default=None, min_length=16, max_length=256,
+                               description="HMAC secret; generated (and returned once) when absent. Never shown again.")
+    description: str | None = Field(default=None, max_length=500)
+    enabled: bool = True
+
+    _url = field_validator("url")(check_webhook_url)
+
+
+class WebhookUpdate(BaseModel):
+    """Body of `PATCH /webhooks/{webhook_id}`: fields present replace the stored ones (`secret` rotates it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = Field(default=None, max_length=2048)
+    events: list[EventType] | None = Field(default=None, min_length=1)
+    secret: str | None = Field(default=None, min_length=16, max_length=256, description="A new HMAC secret.")
+    description: str | None = Field(default=None, max_length=500)
+    enabled: bool | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return None if value is None else check_webhook_url(value)
+
+
+class Webhook(BaseModel):
+    """A tenant webhook (never its secret)."""
+
+    webhook_id: str = Field(examples=["whk_01jc7q4k5y0s6b3f1x8m2n9v0a"])
+    url: str
+    events: list[EventType]
+    description: str | None = None
+    enabled: bool
+    has_secret: bool = True
+    created_at: str
+    updated_at: str
+
+
+class WebhookCreated(Webhook):
+    """Answer of `POST /webhooks`: the only time the secret is shown."""
+
+    secret: str = Field(description="The HMAC secret deliveries are signed with; store it now.")
+
+
+class DeliveryState(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+class DeliveryAttempt(BaseModel):
+    at: str
+    attempt: int
+    status_code: int | None = None
+    latency_ms: int | None = None
+    error: str | None = None
+
+
+class WebhookDelivery(BaseModel):
+    """One event delivered (or being delivered) to one webhook."""
+
+    delivery_id: str
+    account_id: str
+    event_id: str
+    event_type: str
+    target: str = Field(description="`account` (the account's own webhook) or the tenant webhook's id.")
+    url: str
+    state: DeliveryState
+    attempts: int
+    last_status_code: int | None = None
+    last_latency_ms: int | None = None
+    last_error: str | None = None
+    next_retry_at: str | None = None
+    history: list[DeliveryAttempt] = Field(default_factory=list, description="The last attempts, oldest first.")
+    created_at: str
+    updated_at: str
+
+
+class RedeliveryAccepted(BaseModel):
+    delivery_id: str
+    state: DeliveryState
+    attempt: int = Field(description="The number the new attempt will have.")
