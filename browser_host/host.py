@@ -291,6 +291,8 @@ class BrowserHost:
                 runner = self.runners.get(nudge["account_id"])
                 if runner is not None and nudge.get("reason") == "message":
                     runner.outbox.wake()
+                elif runner is not None and nudge.get("reason") == "contact_check":
+                    runner.check_contacts()
                 else:
                     self._nudged.add(nudge["account_id"])
                     self._poke.set()

@@ -45,6 +45,7 @@ class Inbound:
             phone = await self.runner.page.phone_of_lid(wid)
             if phone:
                 self.lids[wid] = phone
+                await self.store.remember_lid(self.runner.lease, phone, wid)
                 if len(self.lids) > 10_000:
                     del self.lids[next(iter(self.lids))]
         return (phone or wid.split("@")[0]), wid
@@ -85,7 +86,7 @@ class Inbound:
             data["media"] = self._with_url(content["media"])
         await self.runner.publish(EventType.MESSAGE_RECEIVED, data, event_id("received", wa_id))
 
-    def _content(self, msg: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    def _content(self, msg: dict[str, Any]) -> tuple[str, Any]:
         """WhatsApp Web's message type and fields → the Cloud API webhook's `type` and body."""
         wa_type = str(msg.get("type") or "")
         if wa_type in {"chat", "text"}:
@@ -110,7 +111,7 @@ class Inbound:
             return "location", location
         if wa_type in {"vcard", "multi_vcard"}:
             cards = msg.get("vcardList") or [{"displayName": msg.get("vcardFormattedName"), "vcard": msg.get("body")}]
-            return "contacts", {"contacts": [_contact(c) for c in cards if isinstance(c, dict)]}
+            return "contacts", [_contact(c) for c in cards if isinstance(c, dict)]
         if wa_type == "poll_creation":
             return "poll", {"question": msg.get("pollName") or "", "options": list(msg.get("pollOptions") or []),
                             "max_selections": msg.get("pollSelectableOptionsCount") or 1}

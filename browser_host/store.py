@@ -14,6 +14,7 @@ from core.models.events import EventType
 from core.models.messages import Direction, MessageStatus
 from core.store import tables
 from core.store.accounts import AccountChange, AccountRepository
+from core.store.contacts import ContactRepository
 from core.store.leases import HostInfo, Lease, LeaseRepository
 from core.store.messages import MessageRepository
 from core.store.queues import EventBus, HostInbox, Nudges, delete_queue
@@ -30,6 +31,7 @@ class HostStore:
         self.accounts = AccountRepository()
         self.leases = LeaseRepository()
         self.messages = MessageRepository()
+        self.contacts = ContactRepository()
         self.events = EventBus(settings.events_queue_url)
         self.nudges = Nudges(settings.control_queue_url)
         self.inbox = HostInbox(settings.host_queue_prefix, host_id)
@@ -160,6 +162,21 @@ class HostStore:
 
     async def annotate_revoke(self, lease: Lease, message_id: str) -> bool:
         return await asyncio.to_thread(self.messages.record_revoke, lease.account_id, message_id, lease.token)
+
+    # --- contacts -------------------------------------------------------------------------------------------
+
+    async def pending_contact_checks(self, account_id: str) -> list[str]:
+        return [item.contact for item in await asyncio.to_thread(self.contacts.pending, account_id)]
+
+    async def record_contact_check(self, lease: Lease, phone: str, result: dict[str, Any] | None) -> bool:
+        return await asyncio.to_thread(
+            self.contacts.record_check, lease.account_id, phone, lease.token, on_whatsapp=result is not None,
+            wa_id=(result or {}).get("wid"), lid=(result or {}).get("lid"), business=bool((result or {}).get("biz")),
+            ttl_hours=self.settings.contact_cache_hours)
+
+    async def remember_lid(self, lease: Lease, phone: str, lid: str) -> bool:
+        return await asyncio.to_thread(self.contacts.remember_lid, lease.account_id, phone, lid, lease.token,
+                                       self.settings.contact_cache_hours)
 
     # --- snapshots ------------------------------------------------------------------------------------------
 

@@ -50,6 +50,16 @@ class PayloadTooLarge(DomainError):
     code = "payload_too_large"
 
 
+class RateLimited(DomainError):
+    """Too many requests of a kind; retry after `retry_after` seconds."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: int, details: Any = None, code: str | None = None) -> None:
+        super().__init__(message, details, code)
+        self.retry_after = max(1, int(retry_after))
+
+
 class DependencyFailure(DomainError):
     """An AWS dependency failed in a way the caller may retry."""
 

@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import time
 from typing import Any
 
-from pynamodb.connection import Connection
 from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
 from pynamodb.expressions.condition import Condition
-from pynamodb.transactions import TransactWrite
 
-from core.errors import Conflict, LeaseLost, NotFound
+from core.errors import Conflict, NotFound
 from core.models.common import utcnow
 from core.models.messages import STATUS_RANK, MessageStatus
-from core.store.conditions import decode_cursor, encode_cursor, is_conditional
-from core.store.tables import AccountItem, IdempotencyItem, MessageItem
-
-
-@functools.cache
-def _connection(region: str, host: str | None) -> Connection:
-    """One low-level connection for transactions (it holds a boto client: not one per inbound message)."""
-    return Connection(region=region, host=host)
-
+from core.store.conditions import decode_cursor, encode_cursor, fenced_write, is_conditional
+from core.store.tables import IdempotencyItem, MessageItem
 
 PENDING = frozenset({MessageStatus.QUEUED, MessageStatus.SENDING})
 PENDING_SHARDS = 4
@@ -182,35 +172,13 @@ class MessageRepository:
 
     def record_inbound(self, item: MessageItem, account_id: str, token: int) -> bool:
         """Store an inbound message once (its id is deterministic), only while `token` still owns the account."""
-        try:
-            with TransactWrite(connection=_connection(MessageItem.Meta.region, MessageItem.Meta.host)) as tx:
-                tx.condition_check(AccountItem, account_id, condition=AccountItem.lease_token == token)
-                tx.save(item, condition=MessageItem.message_id.does_not_exist())
-        except TransactWriteError as exc:
-            reasons = [getattr(r, "code", None) for r in (getattr(exc, "cancellation_reasons", None) or [])]
-            if reasons and reasons[0] == "ConditionalCheckFailed":
-                raise LeaseLost(account_id) from exc
-            if is_conditional(exc):
-                return False
-            raise
-        return True
+        return fenced_write(account_id, token, save=(item, MessageItem.message_id.does_not_exist()))
 
     def annotate(self, account_id: str, message_id: str, actions: list[Any], token: int) -> bool:
         """Record what happened to a stored message later (a reaction, an edit, a revoke), only while `token`
         still owns the account; False when the message is not stored (expired, or never seen)."""
-        try:
-            with TransactWrite(connection=_connection(MessageItem.Meta.region, MessageItem.Meta.host)) as tx:
-                tx.condition_check(AccountItem, account_id, condition=AccountItem.lease_token == token)
-                tx.update(MessageItem(account_id, message_id), actions=actions,
-                          condition=MessageItem.message_id.exists())
-        except TransactWriteError as exc:
-            reasons = [getattr(r, "code", None) for r in (getattr(exc, "cancellation_reasons", None) or [])]
-            if reasons and reasons[0] == "ConditionalCheckFailed":
-                raise LeaseLost(account_id) from exc
-            if is_conditional(exc):
-                return False
-            raise
-        return True
+        return fenced_write(account_id, token, update=(MessageItem(account_id, message_id), actions,
+                                                       MessageItem.message_id.exists()))
 
     def record_reaction(self, account_id: str, message_id: str, sender: str, emoji: str, token: int) -> bool:
         """`sender` reacted with `emoji` ("" removes the reaction)."""

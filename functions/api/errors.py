@@ -22,6 +22,7 @@ STATUS_BY_ERROR: dict[type[errors.DomainError], int] = {
     errors.Gone: 410,
     errors.PreconditionFailed: 412,
     errors.PayloadTooLarge: 413,
+    errors.RateLimited: 429,
     errors.DependencyFailure: 503,
 }
 
@@ -76,6 +77,9 @@ def register(app: APIGatewayRestResolver) -> None:
         if status >= 500:
             logger.warning("dependency failure", extra={"error_code": exc.code})
             return error_response(app, status, exc.code, exc.message, exc.details, headers=RETRY_AFTER)
+        if isinstance(exc, errors.RateLimited):
+            return error_response(app, status, exc.code, exc.message, exc.details,
+                                  headers={"Retry-After": str(exc.retry_after)})
         return error_response(app, status, exc.code, exc.message, exc.details)
 
     @app.exception_handler(RequestValidationError)

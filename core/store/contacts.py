@@ -1,0 +1,77 @@
+"""Contacts of an account: "is this number on WhatsApp?" (asked of the account's page, cached), LIDs seen, and
+the per-account budget of such checks."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+from pynamodb.exceptions import DoesNotExist, UpdateError
+from pynamodb.expressions.condition import Condition
+
+from core.models.common import utcnow
+from core.store.conditions import fenced_write, is_conditional
+from core.store.tables import ContactItem
+
+PENDING = "pending"
+DONE = "done"
+RATE_PREFIX = "#rate#"
+
+
+class ContactRepository:
+    def get(self, account_id: str, phone: str) -> ContactItem | None:
+        try:
+            return ContactItem.get(account_id, phone, consistent_read=True)
+        except DoesNotExist:
+            return None
+
+    def fresh(self, item: ContactItem | None, max_age_hours: int) -> bool:
+        """A finished check younger than `max_age_hours`."""
+        if item is None or item.state != DONE or not item.checked_at:
+            return False
+        try:
+            checked = datetime.fromisoformat(item.checked_at.replace("Z", "+00:00"))
+        except ValueError:
+            return False
+        return datetime.now(UTC) - checked < timedelta(hours=max_age_hours)
+
+    def take_check(self, account_id: str, per_minute: int) -> int:
+        """Count one check against this minute's budget; 0 when allowed, else seconds until the next minute."""
+        minute = int(time.time() // 60)
+        try:
+            ContactItem(account_id, f"{RATE_PREFIX}{minute}").update(
+                actions=[ContactItem.checks.add(1), ContactItem.expires_at.set(minute * 60 + 180)],
+                condition=ContactItem.checks.does_not_exist() | (ContactItem.checks < per_minute))
+        except UpdateError as exc:
+            if is_conditional(exc):
+                return max(1, (minute + 1) * 60 - int(time.time()))
+            raise
+        return 0
+
+    def request(self, account_id: str, phone: str, ttl_hours: int) -> None:
+        """Ask the account's host to check `phone` (it keeps a LID learned earlier)."""
+        ContactItem(account_id, phone).update(actions=[
+            ContactItem.state.set(PENDING), ContactItem.requested_at.set(utcnow()),
+            ContactItem.expires_at.set(int(time.time()) + ttl_hours * 3600)])
+
+    def pending(self, account_id: str) -> list[ContactItem]:
+        return [item for item in ContactItem.query(account_id, filter_condition=ContactItem.state == PENDING,
+                                                     consistent_read=True)
+                if not item.contact.startswith(RATE_PREFIX)]
+
+    def record_check(self, account_id: str, phone: str, token: int, *, on_whatsapp: bool, wa_id: str | None,
+                     lid: str | None, business: bool, ttl_hours: int) -> bool:
+        """The page's answer (fenced: only the account's owner answers)."""
+        actions = [ContactItem.state.set(DONE), ContactItem.on_whatsapp.set(on_whatsapp),
+                   ContactItem.business.set(business), ContactItem.checked_at.set(utcnow()),
+                   ContactItem.expires_at.set(int(time.time()) + ttl_hours * 3600)]
+        actions.append(ContactItem.wa_id.set(wa_id) if wa_id else ContactItem.wa_id.remove())
+        if lid:
+            actions.append(ContactItem.lid.set(lid))
+        return fenced_write(account_id, token, update=(ContactItem(account_id, phone), actions, None))
+
+    def remember_lid(self, account_id: str, phone: str, lid: str, token: int, ttl_hours: int) -> bool:
+        """A sender's LID ↔ phone mapping learned from an inbound message."""
+        condition: Condition | None = None
+        return fenced_write(account_id, token, update=(ContactItem(account_id, phone), [
+            ContactItem.lid.set(lid), ContactItem.expires_at.set(int(time.time()) + ttl_hours * 3600)], condition))
