@@ -307,7 +307,7 @@ def _plan_retry(svc: Services, body: str) -> list[Job]:
         target = _account_target(_find_account(svc, item.account_id), None)
         missing = "the account's webhook was removed"
     else:
-        target = _tenant_target(svc.webhooks.find(item.tenant_id or "", item.target), None)
+        target = _tenant_target(svc.webhooks.find(item.tenant_id, item.target) if item.tenant_id else None, None)
         missing = "the webhook was deleted or disabled"
     attempt = int(item.attempts) + 1
     if not svc.deliveries.claim(item, attempt, target.url if target else item.url):
@@ -324,12 +324,17 @@ def deliver(svc: Services, job: Job) -> Outcome:
     retry_after: float | None = None
     retryable = False
     error: str | None = None
-    secret = _secret(job.target) if job.target is not None else None
+    secret = ""
     if job.target is None:
         error = f"target_gone: {job.missing}"
-    elif not secret:
-        error = "no_secret: set a secret on the webhook (deliveries are always signed)"
     else:
+        try:
+            secret = _secret(job.target) or ""
+        except ValueError:
+            error = "secret_unreadable: set a new secret on the webhook"
+        if not secret and error is None:
+            error = "no_secret: set a secret on the webhook (deliveries are always signed)"
+    if error is None and job.target is not None:
         body = item.event.encode()
         timestamp = str(int(time.time()))
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, "X-Wagate-Event-Id": item.event_id,
