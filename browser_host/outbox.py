@@ -51,6 +51,7 @@ class Outbox:
         self.sent_ids: dict[str, str] = {}  # WhatsApp key → our message id (acks name the former)
         self.recorded: dict[str, MessageStatus] = {}  # message id → the furthest status already written
         self.references: dict[str, str | None] = {}  # message id → client reference (for the events)
+        self.replies: dict[str, str] = {}  # message id → its SQS producer's reply queue (status events go there too)
         self.created: dict[str, float] = {}  # message id → accepted at (epoch seconds)
 
     def wake(self) -> None:
@@ -265,7 +266,7 @@ class Outbox:
             log.info("message %s failed: %s", item.message_id, code)
             self.runner.parts.count("messages_failed")
             await self.runner.publish_message_status(item.message_id, MessageStatus.FAILED, item.client_reference,
-                                                     {"code": code, "message": text})
+                                                     {"code": code, "message": text}, item.reply_to)
 
     async def fail_all(self, code: str, text: str) -> int:
         """Fail every pending message (the account is being deleted)."""
@@ -308,7 +309,8 @@ class Outbox:
             raise
         if moved:
             await self.runner.publish_message_status(item.message_id, status,
-                                                     self.references.get(item.message_id, item.client_reference))
+                                                     self.references.get(item.message_id, item.client_reference),
+                                                     reply_to=self.replies.get(item.message_id, item.reply_to))
             if known is None:  # first forward move from `sending`
                 self.runner.parts.count("messages_sent")
                 created = self.created.get(item.message_id)
@@ -320,7 +322,9 @@ class Outbox:
         self.sent_ids[serialized] = item.message_id
         self.references[item.message_id] = item.client_reference
         self.created[item.message_id] = _created(item)
-        for table in (self.sent_ids, self.references, self.created):
+        if item.reply_to:
+            self.replies[item.message_id] = item.reply_to
+        for table in (self.sent_ids, self.references, self.created, self.replies):
             if len(table) > 5000:  # acks of older messages are found through the wa-message index
                 del table[next(iter(table))]
 

@@ -305,11 +305,12 @@ class AccountRunner:
         await self.outbox.on_ack(int(event.get("ack", 0)), [str(i) for i in event.get("ids") or []])
 
     async def publish_message_status(self, message_id: str, status: MessageStatus, reference: str | None,
-                                     error: dict[str, Any] | None = None) -> None:
+                                     error: dict[str, Any] | None = None, reply_to: str | None = None) -> None:
         payload: dict[str, Any] = {"message_id": message_id, "status": status.value, "client_reference": reference}
         if error:
             payload["error"] = error
-        await self.publish(EventType.MESSAGE_STATUS, payload, event_id(message_id, status.value))
+        await self.store.publish(EventType.MESSAGE_STATUS, self.account_id, self.tenant_id, payload,
+                                 event_id(message_id, status.value), reply_to)
 
     # --- status writes (ordered per account, fenced by the lease) -------------------------------------------
 

@@ -12,7 +12,7 @@ from core.models.accounts import ConnectionStatus
 from core.models.common import utcnow
 from core.models.events import EventType
 from core.models.messages import Direction, MessageStatus
-from core.store import tables
+from core.store import replies, tables
 from core.store.accounts import AccountChange, AccountRepository
 from core.store.contacts import ContactRepository
 from core.store.leases import HostInfo, Lease, LeaseRepository
@@ -108,8 +108,11 @@ class HostStore:
         await asyncio.to_thread(self.nudges.send, account_id, reason, None)
 
     async def publish(self, kind: EventType, account_id: str, tenant_id: str, data: dict[str, Any],
-                      event_id: str | None = None) -> None:
-        await asyncio.to_thread(self.events.publish, kind, account_id, tenant_id, data, event_id)
+                      event_id: str | None = None, reply_to: str | None = None) -> None:
+        """Publish an event; a message's status event also goes to its SQS producer's reply queue."""
+        event = await asyncio.to_thread(self.events.publish, kind, account_id, tenant_id, data, event_id)
+        if reply_to:
+            await asyncio.to_thread(replies.send_status, reply_to, event.model_dump_json())
 
     # --- messages -------------------------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ class Settings(BaseModel):
     api_keys_table: str = "wagate-api-keys"
     idempotency_table: str = "wagate-idempotency"
     leases_table: str = "wagate-leases"
+    producers_table: str = "wagate-producers"
     webhooks_table: str = "wagate-webhooks"
     webhook_deliveries_table: str = "wagate-webhook-deliveries"
     # Nudges for accounts no host holds yet; hosts' own inboxes are named host_queue_prefix + host id.
@@ -42,6 +43,8 @@ class Settings(BaseModel):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     message_ttl_days: int = Field(default=90, ge=1)
     idempotency_ttl_hours: int = Field(default=24, ge=1)
+    # SQS producers: how long a function trusts a producer (and its decrypted secret) it has looked up.
+    producer_cache_seconds: float = Field(default=60.0, ge=0)
     legacy_api_enabled: bool = True
     legacy_sunset: str = "2027-06-30"
     # Outbound requests (webhooks, media downloads) refuse private, loopback and metadata addresses; these

@@ -17,7 +17,7 @@ from core.models.accounts import (
     StatusChange,
     WebhookView,
 )
-from core.models.messages import Direction, MessageError, MessageStatus, MessageStatusChange
+from core.models.messages import Direction, MessageEdit, MessageError, MessageStatus, MessageStatusChange
 
 S = ConnectionStatus
 # legacy status (lower-cased) -> (new status, whether the number should keep running).
@@ -124,11 +124,15 @@ class SessionMessage(BaseModel):
     type: str
     to: str | None = None
     from_number: str | None = Field(default=None, alias="from")
+    from_lid: str | None = None
     content: dict[str, Any]
     client_reference: str | None = None
     wa_message_id: str | None = None
     error: MessageError | None = None
     status_history: list[MessageStatusChange] = Field(default_factory=list)
+    reactions: dict[str, str] = Field(default_factory=dict)
+    edits: list[MessageEdit] = Field(default_factory=list)
+    revoked: bool = False
     created_at: str
     updated_at: str
 

@@ -21,7 +21,8 @@ def record_handler(record: SQSRecord) -> None:
 
     Transient failures raise, so only this record is retried by SQS (partial batch response).
     """
-    accepted = accept_ingress(services(), record.body, record.message_id)
+    attributes = {name: attribute.string_value for name, attribute in record.message_attributes.items()}
+    accepted = accept_ingress(services(), record.body, record.message_id, attributes)
     if accepted is None:
         metrics.add_metric(name="IngressRejected", unit="Count", value=1)
         return

@@ -12,6 +12,7 @@ from core.store.api_keys import ApiKeyRepository
 from core.store.leases import LeaseRepository
 from core.store.media import MediaStore
 from core.store.messages import IdempotencyRepository, MessageRepository
+from core.store.producers import ProducerRepository
 from core.store.queues import DeadLetters, EventBus, Nudges
 from core.store.webhooks import DeliveryRepository, EventDeadLetters, RetryQueue, WebhookRepository
 
@@ -26,6 +27,7 @@ class Services:
     api_keys: ApiKeyRepository
     idempotency: IdempotencyRepository
     leases: LeaseRepository
+    producers: ProducerRepository
     nudges: Nudges
     events: EventBus
     ingress_dlq: DeadLetters
@@ -48,6 +50,7 @@ def services() -> Services:
         api_keys=ApiKeyRepository(),
         idempotency=IdempotencyRepository(),
         leases=LeaseRepository(),
+        producers=ProducerRepository(),
         nudges=Nudges(settings.control_queue_url),
         events=EventBus(settings.events_queue_url),
         ingress_dlq=DeadLetters(settings.ingress_dlq_url),

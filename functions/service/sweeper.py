@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from core.ids import event_id, id_floor
 from core.models.events import EventType
 from core.models.messages import MessageStatus
+from core.store import replies
 from core.store.tables import MessageItem
 from functions.service.context import Services
 
@@ -59,8 +60,10 @@ def sweep(svc: Services, now: float | None = None) -> SweepResult:
 
 
 def _publish_failed(svc: Services, item: MessageItem) -> None:
-    svc.events.publish(EventType.MESSAGE_STATUS, item.account_id, item.tenant_id,
-                       {"message_id": item.message_id, "status": MessageStatus.FAILED.value,
-                        "client_reference": item.client_reference,
-                        "error": {"code": item.error_code, "message": item.error_message}},
-                       event_id=event_id(item.message_id, MessageStatus.FAILED.value))
+    event = svc.events.publish(EventType.MESSAGE_STATUS, item.account_id, item.tenant_id,
+                               {"message_id": item.message_id, "status": MessageStatus.FAILED.value,
+                                "client_reference": item.client_reference,
+                                "error": {"code": item.error_code, "message": item.error_message}},
+                               event_id=event_id(item.message_id, MessageStatus.FAILED.value))
+    if item.reply_to:  # an SQS producer's reply queue gets its messages' status events too
+        replies.send_status(item.reply_to, event.model_dump_json())

@@ -3,6 +3,8 @@ simulated phone, browser host processes, and waiting for a condition."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import threading
 import time
@@ -65,6 +67,19 @@ class Api:
 
     def with_key(self, key: str | None) -> Api:
         return Api(self.base_url, key)
+
+    def register_producer(self, name: str = "producer", reply_queue_urls: list[str] | None = None) -> tuple[str, str]:
+        """Register an SQS producer of this key's tenant (an admin key); returns (producer_id, secret)."""
+        response = self.post("/producers", json={"name": name, "reply_queue_urls": reply_queue_urls or []})
+        assert response.status_code == 201, response.text
+        return str(response.json()["producer_id"]), str(response.json()["secret"])
+
+
+def sign_ingress(body: str, producer_id: str, secret: str) -> dict[str, Any]:
+    """The SQS MessageAttributes that sign an ingress message body (docs/api.md, "SQS producers")."""
+    signature = hmac.new(secret.encode(), body.encode(), hashlib.sha256).hexdigest()
+    return {"wagate-producer": {"DataType": "String", "StringValue": producer_id},
+            "wagate-signature": {"DataType": "String", "StringValue": f"sha256={signature}"}}
 
 
 class Phone:

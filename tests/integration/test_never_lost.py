@@ -74,8 +74,8 @@ def test_a_huge_malformed_ingress_message_cannot_break_reading_the_account(tenan
                        "text": {"body": "ü€😀" * 50_000}}, ensure_ascii=False)
     assert len(body.encode()) > 200_000
 
-    # When the ingress function rejects it
-    send(runtime, body)
+    # When the ingress function rejects it (signed by a producer of the account's tenant)
+    send(runtime, body, tenant_admin.register_producer())
     failed = wait_for(lambda: tenant_admin.get(f"/accounts/{account_id}/messages").json().get("items"), 30)
 
     # Then the account's messages still read (200), with a bounded, valid record of what was refused

@@ -43,8 +43,11 @@ def test_template_parsing_reads_tags_routes_and_mappings() -> None:
     health = next(r for r in routes if r.path == "/health" and r.method == "get")
     accounts = next(r for r in routes if r.path == "/accounts" and r.method == "post")
     assert health.authorizer is None and accounts.authorizer == "ApiKeyAuthorizer"
-    [ingress] = sqs_mappings(template)
-    assert ingress.queue == "IngressQueue" and ingress.report_failures and ingress.batch_size == 10
+    mappings = {m.queue: m for m in sqs_mappings(template)}
+    assert set(mappings) == {"IngressQueue", "EventsQueue", "WebhookRetryQueue"}
+    ingress = mappings["IngressQueue"]
+    assert ingress.report_failures and ingress.batch_size == 10 and ingress.function == "IngressFunction"
+    assert mappings["EventsQueue"].function == mappings["WebhookRetryQueue"].function == "WebhookFunction"
 
 
 def test_intrinsics_resolve_against_the_stack() -> None:
