@@ -134,7 +134,6 @@ class MessageItem(Model):
     fence = NumberAttribute(null=True)
     pending_shard = UnicodeAttribute(null=True)  # set while not terminal (pending-index)
     reply_to = UnicodeAttribute(null=True)  # SQS producers: a queue that also gets this message's status events
-    reply_to = UnicodeAttribute(null=True)  # SQS producers: a queue that also gets this message's status events
     from_lid = UnicodeAttribute(null=True)
     # Present (empty) from creation on, so a reaction or an edit is one nested update.
     reactions = MapAttribute[str, Any](default=dict, null=True)  # reacting number (or "me") → emoji
@@ -287,32 +286,6 @@ class WebhookDeliveryItem(Model):
     account_time_index = DeliveryTimeIndex()
 
 
-class ProducerTenantIndex(GlobalSecondaryIndex["ProducerItem"]):
-    class Meta:
-        index_name = "tenant-index"
-        projection = AllProjection()
-
-    tenant_id = UnicodeAttribute(hash_key=True)
-    created_at = UnicodeAttribute(range_key=True)
-
-
-class ProducerItem(Model):
-    """An SQS producer of a tenant: its signing secret is stored encrypted with KMS, never in plaintext."""
-
-    class Meta(_Meta):
-        pass
-
-    producer_id = UnicodeAttribute(hash_key=True)
-    tenant_id = UnicodeAttribute()
-    name = UnicodeAttribute()
-    secret_ciphertext = UnicodeAttribute()
-    reply_queue_urls = ListAttribute[Any](default=list)  # SQS queue URLs (strings)
-    created_at = UnicodeAttribute()
-    created_by = UnicodeAttribute(null=True)
-
-    tenant_index = ProducerTenantIndex()
-
-
 def bind(settings: Settings) -> None:
     """Point every model at the configured table names, region and endpoint."""
     names: dict[type[Model], str] = {
@@ -324,7 +297,6 @@ def bind(settings: Settings) -> None:
         ProducerItem: settings.producers_table,
         WebhookItem: settings.webhooks_table,
         WebhookDeliveryItem: settings.webhook_deliveries_table,
-        ProducerItem: settings.producers_table,
     }
     for model, name in names.items():
         model.Meta.table_name = name
