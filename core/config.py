@@ -20,9 +20,10 @@ class Settings(BaseModel):
     api_keys_table: str = "wagate-api-keys"
     idempotency_table: str = "wagate-idempotency"
     leases_table: str = "wagate-leases"
-    producers_table: str = "wagate-producers"
     webhooks_table: str = "wagate-webhooks"
     webhook_deliveries_table: str = "wagate-webhook-deliveries"
+    producers_table: str = "wagate-producers"
+    contacts_table: str = "wagate-contacts"
     # Nudges for accounts no host holds yet; hosts' own inboxes are named host_queue_prefix + host id.
     control_queue_url: str = ""
     host_queue_prefix: str = "wagate-host-"
@@ -51,6 +52,10 @@ class Settings(BaseModel):
     # comma-separated names, IPs and CIDRs are allowed anyway, over http too (core/net.py). Empty when deployed;
     # the local runtime lists loopback for its test receivers.
     outbound_allow_hosts: str = ""
+    # `GET /accounts/{id}/contacts/{phone}/exists`: bulk number checks get WhatsApp accounts banned, so each
+    # account may ask WhatsApp this often; answers are cached this long.
+    contact_checks_per_minute: int = Field(default=10, ge=1)
+    contact_cache_hours: int = Field(default=24, ge=1)
     # A queued message of an account that no host drives fails after this long (account_not_connected).
     not_connected_timeout: float = Field(default=120.0, gt=0)
     # How long a caller waits on DynamoDB/SQS before answering 503: below API Gateway's 29 s.

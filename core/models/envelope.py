@@ -290,10 +290,13 @@ OUTBOUND_ADAPTER: TypeAdapter[Any] = TypeAdapter(OutboundMessage)
 
 
 def _send_kind(value: Any) -> str | None:
-    """A read receipt has `status` and no `type`; everything else is told apart by `type`."""
+    """A read receipt has `status` and no `type`; everything else is told apart by `type` (pydantic's
+    union_tag_not_found / union_tag_invalid errors when it is missing or unknown)."""
     if isinstance(value, dict):
         return "read" if "status" in value and "type" not in value else value.get("type")
-    return "read" if isinstance(value, MarkRead) else getattr(value, "type", None)
+    if isinstance(value, BaseModel):
+        return "read" if isinstance(value, MarkRead) else getattr(value, "type", None)
+    return "text"  # not an object at all: let a model say so (model_attributes_type)
 
 
 # What `POST /accounts/{id}/messages` accepts: a message of any type, or a read receipt.
@@ -304,9 +307,7 @@ SendRequest = Annotated[
     | Annotated[LocationMessage, Tag("location")] | Annotated[ContactsMessage, Tag("contacts")]
     | Annotated[ReactionMessage, Tag("reaction")] | Annotated[PollMessage, Tag("poll")]
     | Annotated[MarkRead, Tag("read")],
-    Discriminator(_send_kind, custom_error_type="invalid_type",
-                  custom_error_message="give a `type` (text, image, video, audio, document, sticker, location, "
-                                       "contacts, reaction, poll) or `status: read` with a `message_id`"),
+    Discriminator(_send_kind),
 ]
 
 

@@ -286,6 +286,26 @@ class WebhookDeliveryItem(Model):
     account_time_index = DeliveryTimeIndex()
 
 
+class ContactItem(Model):
+    """What an account knows about a phone number: whether it is on WhatsApp (checked on request, cached), its
+    LID; and, under `#rate#<minute>` keys, the account's number checks per minute."""
+
+    class Meta(_Meta):
+        table_name = "wagate-contacts"
+
+    account_id = UnicodeAttribute(hash_key=True)
+    contact = UnicodeAttribute(range_key=True)  # phone digits, or `#rate#<epoch minute>`
+    state = UnicodeAttribute(null=True)  # pending | done
+    on_whatsapp = BooleanAttribute(null=True)
+    wa_id = UnicodeAttribute(null=True)
+    lid = UnicodeAttribute(null=True)
+    business = BooleanAttribute(null=True)
+    requested_at = UnicodeAttribute(null=True)
+    checked_at = UnicodeAttribute(null=True)
+    checks = NumberAttribute(null=True)  # under a `#rate#` key: checks made that minute
+    expires_at = NumberAttribute(null=True)  # TTL, epoch seconds
+
+
 def bind(settings: Settings) -> None:
     """Point every model at the configured table names, region and endpoint."""
     names: dict[type[Model], str] = {
@@ -294,9 +314,10 @@ def bind(settings: Settings) -> None:
         ApiKeyItem: settings.api_keys_table,
         IdempotencyItem: settings.idempotency_table,
         LeaseItem: settings.leases_table,
-        ProducerItem: settings.producers_table,
         WebhookItem: settings.webhooks_table,
         WebhookDeliveryItem: settings.webhook_deliveries_table,
+        ProducerItem: settings.producers_table,
+        ContactItem: settings.contacts_table,
     }
     for model, name in names.items():
         model.Meta.table_name = name

@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, HTTPBearer
 
 from functions.api import errors
-from functions.api.routes import accounts, api_keys, legacy, messages, producers
+from functions.api.routes import accounts, api_keys, contacts, legacy, messages, producers
 from functions.api.routes import media as media_routes
 from functions.api.routes import webhooks as webhooks_routes
 
@@ -26,9 +26,10 @@ def create_app() -> APIGatewayRestResolver:
     errors.register(app)
     app.include_router(accounts.router)
     app.include_router(messages.router)
+    app.include_router(contacts.router)
     app.include_router(api_keys.router)
-    app.include_router(producers.router)
     app.include_router(media_routes.router)
+    app.include_router(producers.router)
     app.include_router(webhooks_routes.router)
     legacy.install(app)  # after errors.register: wraps the error handlers for /sessions paths
 

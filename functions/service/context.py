@@ -9,6 +9,7 @@ from core.config import Settings, get_settings
 from core.store import tables
 from core.store.accounts import AccountRepository
 from core.store.api_keys import ApiKeyRepository
+from core.store.contacts import ContactRepository
 from core.store.leases import LeaseRepository
 from core.store.media import MediaStore
 from core.store.messages import IdempotencyRepository, MessageRepository
@@ -28,6 +29,7 @@ class Services:
     idempotency: IdempotencyRepository
     leases: LeaseRepository
     producers: ProducerRepository
+    contacts: ContactRepository
     nudges: Nudges
     events: EventBus
     ingress_dlq: DeadLetters
@@ -51,6 +53,7 @@ def services() -> Services:
         idempotency=IdempotencyRepository(),
         leases=LeaseRepository(),
         producers=ProducerRepository(),
+        contacts=ContactRepository(),
         nudges=Nudges(settings.control_queue_url),
         events=EventBus(settings.events_queue_url),
         ingress_dlq=DeadLetters(settings.ingress_dlq_url),

@@ -84,22 +84,28 @@ def test_idempotency_key_same_body_same_message_different_body_409(tenant_admin:
 VALID_BODIES: list[dict[str, Any]] = [
     {"type": "text", "text": {"body": "hi", "preview_url": True}},
     {"type": "image", "image": {"link": "https://example.com/a.jpg", "caption": "cat"}},
-    {"type": "image", "image": {"data": base64.b64encode(b"\x89PNG...").decode(), "mime_type": "image/png"}},
-    {"type": "video", "video": {"id": "media_123"}},
+    {"type": "image", "image": {"data": base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 64).decode(),
+                                "mime_type": "image/png"}},
+    {"type": "video", "video": {"link": "https://example.com/a.mp4", "caption": "clip"}},
     {"type": "audio", "audio": {"link": "https://example.com/a.ogg", "voice": True}},
     {"type": "document", "document": {"link": "https://example.com/a.pdf", "filename": "a.pdf", "caption": "x"}},
     {"type": "sticker", "sticker": {"link": "https://example.com/s.webp"}},
     {"type": "location", "location": {"latitude": 52.52, "longitude": 13.405, "name": "Berlin"}},
     {"type": "contacts", "contacts": [{"name": {"formatted_name": "Ada L"}, "phones": [{"phone": "+4912345"}]}]},
-    {"type": "reaction", "reaction": {"message_id": "wamid.abc", "emoji": "👍"}},
-    {"type": "text", "text": {"body": "reply"}, "context": {"message_id": "wamid.prev"},
+    {"type": "reaction", "reaction": {"message_id": "$EARLIER", "emoji": "👍"}},
+    {"type": "text", "text": {"body": "reply"}, "context": {"message_id": "$EARLIER"},
      "biz_opaque_callback_data": "ticket-7"},
+    {"type": "poll", "poll": {"question": "When?", "options": ["today", "tomorrow"], "max_selections": 2}},
 ]
 
 
 @pytest.mark.parametrize("body", VALID_BODIES, ids=lambda b: b["type"])
 def test_every_content_type_is_accepted(tenant_admin: Api, runtime: Any, body: dict[str, Any]) -> None:
     account_id = create_account(tenant_admin)["account_id"]
+    if "$EARLIER" in json.dumps(body):  # replies and reactions point at a message of the account
+        earlier = tenant_admin.post(f"/accounts/{account_id}/messages",
+                                    json={"to": "15550001111", "type": "text", "text": {"body": "first"}})
+        body = json.loads(json.dumps(body).replace("$EARLIER", earlier.json()["message_id"]))
     response = tenant_admin.post(f"/accounts/{account_id}/messages", json={"to": "15550001111", **body})
     assert response.status_code == 202, response.text
     stored = tenant_admin.get(f"/accounts/{account_id}/messages/{response.json()['message_id']}").json()
@@ -112,7 +118,10 @@ def test_every_content_type_is_accepted(tenant_admin: Api, runtime: Any, body: d
 INVALID_BODIES: list[tuple[str, Any, str]] = [
     ("missing to", {"type": "text", "text": {"body": "x"}}, "missing"),
     ("bad to", {"to": "hello", "type": "text", "text": {"body": "x"}}, "value_error"),
-    ("unknown type", {"to": "15550001111", "type": "poll", "poll": {}}, "union_tag_invalid"),
+    ("unknown type", {"to": "15550001111", "type": "template", "template": {}}, "union_tag_invalid"),
+    ("poll of one", {"to": "15550001111", "type": "poll", "poll": {"question": "q", "options": ["a"]}},
+     "too_short"),
+    ("read without id", {"status": "read"}, "missing"),
     ("no type", {"to": "15550001111", "text": {"body": "x"}}, "union_tag_not_found"),
     ("body key mismatch", {"to": "15550001111", "type": "image", "text": {"body": "x"}}, "missing"),
     ("empty text", {"to": "15550001111", "type": "text", "text": {"body": ""}}, "string_too_short"),
