@@ -3,6 +3,7 @@ the DLQ with the reason and write nothing on anybody's account; malformed ones a
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 import uuid
@@ -201,19 +202,30 @@ def test_malformed_signed_messages_go_to_the_dlq_with_the_reason(tenant_admin: A
     drain(runtime, "IngressDeadLetterQueue")
     account_id = create_account(tenant_admin)["account_id"]
 
-    # When the producer sends a bad body for it and garbage
+    # When the producer sends a bad body for it, garbage, a wrong type, inline media over the limit (it fits
+    # SQS's 256 KB but not the 100 KB inline limit) and a reply to a message the account does not have
     send(runtime, json.dumps({"account_id": account_id, "to": "nope", "type": "text", "text": {"body": "x"}}), producer)
     send(runtime, "this is not json", producer)
+    send(runtime, json.dumps({"account_id": account_id, "to": "15550001111", "type": "template",
+                              "template": {}}), producer)
+    big = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 150_000).decode()
+    send(runtime, json.dumps({"account_id": account_id, "to": "15550001111", "type": "image",
+                              "image": {"data": big, "mime_type": "image/png"}}), producer)
+    send(runtime, json.dumps({"account_id": account_id, "to": "15550001111", "type": "text",
+                              "text": {"body": "re"}, "context": {"message_id": "msg_unknown"}}), producer)
 
-    # Then both are on the DLQ with a machine-readable reason
-    found = rejected(runtime, 2)
-    assert sorted(reason(m) for m in found) == ["validation_error", "validation_error"]
-    bad_to = next(m for m in found if account_id in m["Body"])
+    # Then each is on the DLQ with a machine-readable reason
+    found = rejected(runtime, 5)
+    assert sorted(reason(m) for m in found) == ["message_not_found"] + ["validation_error"] * 4
+    bad_to = next(m for m in found if '"nope"' in m["Body"])
     assert "to" in bad_to["MessageAttributes"]["error_details"]["StringValue"]
+    too_big = next(m for m in found if big[:100] in m["Body"])
+    assert "POST /media" in too_big["MessageAttributes"]["error_details"]["StringValue"]
 
-    # And the account shows a failed message with the reason; nothing was sent
-    failed = wait_for(lambda: messages(tenant_admin, account_id))
-    assert failed[0]["status"] == "failed" and failed[0]["error"]["code"] == "validation_error"
+    # And the account shows each as failed with the reason (small records: the big body is summarised)
+    failed = wait_for(lambda: len(m := messages(tenant_admin, account_id)) >= 4 and m)
+    assert {m["status"] for m in failed} == {"failed"}
+    assert sorted(m["error"]["code"] for m in failed) == ["message_not_found"] + ["validation_error"] * 3
     assert drain(runtime) == []
 
 
