@@ -15,6 +15,8 @@ from .session import PageSession
 
 STATIC = Path(__file__).with_name("static")
 NO_STORE = {"Cache-Control": "no-store"}
+#: Largest frame a page may send (media travel base64 in frames).
+MAX_FRAME = 20 * 1024 * 1024
 
 
 def _page(name: str) -> web.Response:
@@ -34,7 +36,7 @@ async def phone(request: web.Request) -> web.Response:
 
 async def socket(request: web.Request) -> web.WebSocketResponse:
     """GET /ws: the page's connection to the simulated WhatsApp network."""
-    ws = web.WebSocketResponse(heartbeat=None, max_msg_size=1 << 20)
+    ws = web.WebSocketResponse(heartbeat=None, max_msg_size=MAX_FRAME)
     await ws.prepare(request)
     await PageSession(request.app[control.NETWORK_KEY], ws).run()
     return ws

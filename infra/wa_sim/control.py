@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .content import from_phone
 from .network import Network, SimError, normalize_phone
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -97,11 +98,71 @@ async def messages(request: web.Request) -> web.Response:
 
 
 async def contact_send(request: web.Request) -> web.Response:
-    """POST /sim/contacts/{contact}/send: the contact writes to an account."""
+    """POST /sim/contacts/{contact}/send: the contact writes (any type) to an account."""
     data = await _body(request)
     contact = normalize_phone(request.match_info["contact"])
-    result = _net(request).inbound(contact, normalize_phone(data.get("to")), _text(data, "text"))
+    quoted = data.get("quoted_id")
+    result = _net(request).inbound(contact, normalize_phone(data.get("to")), from_phone(data),
+                                   quoted_id=quoted if isinstance(quoted, str) and quoted else None,
+                                   as_lid=data.get("as_lid") is True)
     return web.json_response(result, status=201)
+
+
+async def contact_info(request: web.Request) -> web.Response:
+    """GET /sim/contacts/{contact}: whether the number is on WhatsApp, and its LID."""
+    contact = normalize_phone(request.match_info["contact"])
+    net = _net(request)
+    registered = net.is_registered(contact)
+    return web.json_response({"contact": contact, "wid": f"{contact}@c.us", "on_whatsapp": registered,
+                              "lid": f"{net.lid_of(contact)}@lid" if registered else None})
+
+
+async def contact_react(request: web.Request) -> web.Response:
+    """POST /sim/contacts/{contact}/react: react to a message ('' or null emoji removes it)."""
+    data = await _body(request)
+    emoji = data.get("emoji") or ""
+    if not isinstance(emoji, str):
+        raise SimError(400, "invalid_emoji", "emoji is a string")
+    result = _net(request).contact_react(normalize_phone(request.match_info["contact"]),
+                                         data.get("message_id"), emoji)
+    return web.json_response(result, status=201)
+
+
+async def contact_edit(request: web.Request) -> web.Response:
+    """POST /sim/contacts/{contact}/edit: edit a text (or caption) the contact sent."""
+    data = await _body(request)
+    result = _net(request).contact_edit(normalize_phone(request.match_info["contact"]),
+                                        data.get("message_id"), _text(data, "text"))
+    return web.json_response(result, status=201)
+
+
+async def contact_revoke(request: web.Request) -> web.Response:
+    """POST /sim/contacts/{contact}/revoke: delete a message the contact sent, for everyone."""
+    data = await _body(request)
+    result = _net(request).contact_revoke(normalize_phone(request.match_info["contact"]), data.get("message_id"))
+    return web.json_response(result, status=201)
+
+
+async def contact_vote(request: web.Request) -> web.Response:
+    """POST /sim/contacts/{contact}/vote: vote in a poll the account sent."""
+    data = await _body(request)
+    options = data.get("options")
+    if not isinstance(options, list):
+        raise SimError(400, "invalid_options", "options is a list of option names or indexes")
+    result = _net(request).contact_vote(normalize_phone(request.match_info["contact"]),
+                                        data.get("message_id"), options)
+    return web.json_response(result, status=201)
+
+
+async def message_media(request: web.Request) -> web.Response:
+    """GET /sim/contacts/{contact}/messages/{id}/media: the exact bytes of a media message."""
+    contact = normalize_phone(request.match_info["contact"])
+    msg = _net(request).find_message(contact, request.match_info["id"])
+    if msg is None or msg.media is None:
+        raise SimError(404, "media_not_found", "no media message with this id")
+    headers = {"Content-Disposition": f'attachment; filename="{msg.filename or msg.id}"'}
+    return web.Response(body=msg.media, content_type=(msg.mimetype or "application/octet-stream").split(";")[0],
+                        headers=headers)
 
 
 async def contact_ack(request: web.Request) -> web.Response:
@@ -140,7 +201,13 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/sim/accounts", accounts)
     app.router.add_get("/sim/pending", pending)
     app.router.add_get("/sim/contacts/{contact}/messages", messages)
+    app.router.add_get("/sim/contacts/{contact}", contact_info)
+    app.router.add_get("/sim/contacts/{contact}/messages/{id}/media", message_media)
     app.router.add_post("/sim/contacts/{contact}/send", contact_send)
+    app.router.add_post("/sim/contacts/{contact}/react", contact_react)
+    app.router.add_post("/sim/contacts/{contact}/edit", contact_edit)
+    app.router.add_post("/sim/contacts/{contact}/revoke", contact_revoke)
+    app.router.add_post("/sim/contacts/{contact}/vote", contact_vote)
     app.router.add_post("/sim/contacts/{contact}/ack", contact_ack)
     app.router.add_post("/sim/network", network_state)
     app.router.add_post("/sim/reset", reset)

@@ -6,25 +6,16 @@ import re
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Protocol
 
 from .config import SimConfig
+from .content import ChatMessage, Frame, normalize_phone
+from .errors import SimError
+from .messaging import Messaging
 
-Frame = dict[str, Any]
-Direction = Literal["received", "sent"]
+__all__ = ["ChatMessage", "Frame", "Network", "SimError", "normalize_phone"]
 # The characters WhatsApp uses in 8-character pairing codes (no 0, O, I, U).
 PAIRING_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTVWXYZ"
-STATUS_RANK = {"sent": 1, "delivered": 2, "read": 3}
-
-
-class SimError(Exception):
-    """A control-API or protocol error with an HTTP status and a machine-readable code."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
 
 
 class PageLink(Protocol):
@@ -46,16 +37,6 @@ class PageLink(Protocol):
     async def probe(self, timeout: float) -> bool: ...
 
     def replace(self) -> None: ...
-
-
-def normalize_phone(value: object) -> str:
-    """Digits of a phone number or wid user (`+1 555-123`, `1555@c.us` -> `1555`)."""
-    if not isinstance(value, str | int):
-        raise SimError(400, "invalid_phone_number", "phone_number must be a string")
-    digits = re.sub(r"\D", "", str(value).split("@", 1)[0].split(":", 1)[0])
-    if not 5 <= len(digits) <= 15:
-        raise SimError(400, "invalid_phone_number", f"not a phone number: {value!r}")
-    return digits
 
 
 @dataclass
@@ -84,37 +65,6 @@ class Account:
 
 
 @dataclass
-class ChatMessage:
-    """One message between a contact and an account, as the network saw it."""
-
-    id: str
-    contact: str
-    account: str
-    direction: Direction  # from the contact's point of view
-    body: str
-    timestamp: int
-    status: str = "sent"
-
-    def to_json(self) -> Frame:
-        """Control-API view, from the contact's side."""
-        to_contact = self.direction == "received"
-        sender, receiver = (self.account, self.contact) if to_contact else (self.contact, self.account)
-        return {
-            "id": self.id,
-            # The MsgKey._serialized the account's page uses for this message.
-            "key": f"{str(to_contact).lower()}_{self.contact}@c.us_{self.id}",
-            "direction": self.direction,
-            "from": sender,
-            "to": receiver,
-            "type": "chat",
-            "body": self.body,
-            "content": self.body,
-            "timestamp": self.timestamp,
-            "status": self.status,
-        }
-
-
-@dataclass
 class PairingRequest:
     """An 8-character code a page asked for, waiting to be typed on the phone."""
 
@@ -123,7 +73,7 @@ class PairingRequest:
     expires: float
 
 
-class Network:
+class Network(Messaging):
     """All server-side state of one simulator; one instance per server, no globals."""
 
     def __init__(self, config: SimConfig) -> None:
@@ -132,12 +82,18 @@ class Network:
         self.messages: dict[str, list[ChatMessage]] = {}
         self.pages: dict[str, PageLink] = {}
         self.pairing: dict[str, PairingRequest] = {}
+        self.lids: dict[str, str] = {}
         self._fid = 0
 
     # -- registry -----------------------------------------------------------------------------
     def is_registered(self, phone: str) -> bool:
         """Whether a number is "on WhatsApp" (the documented prefix rule)."""
         return not phone.startswith(self.config.unregistered_prefix)
+
+    def has_devices(self, phone: str) -> bool:
+        """Whether a number has a linked device (somewhere to deliver to)."""
+        account = self.accounts.get(phone)
+        return account is not None and bool(account.devices)
 
     def online_pages(self, phone: str, device_id: int | None = None) -> list[PageLink]:
         """Pages logged in as `phone` (optionally only one device)."""
@@ -263,58 +219,6 @@ class Network:
             msg = self.find_message(frame["msg"]["from"], frame["msg"]["id"])
             if msg and msg.status == "sent":
                 msg.status = "delivered"
-
-    def find_message(self, contact: str, message_id: str) -> ChatMessage | None:
-        """A message of a contact's conversation by bare id or serialized key."""
-        bare = message_id.rsplit("_", 1)[-1]
-        return next((m for m in self.messages.get(contact, []) if m.id == bare), None)
-
-    def outbound(self, phone: str, msg: Frame) -> Frame:
-        """A page sent a text: store it in the contact's conversation (idempotent by id)."""
-        contact = normalize_phone(msg.get("to", ""))
-        if not self.is_registered(contact):
-            raise SimError(404, "not_on_whatsapp", f"{contact} is not on WhatsApp")
-        existing = self.find_message(contact, str(msg["id"]))
-        if existing is None:
-            existing = ChatMessage(str(msg["id"]), contact, phone, "received", str(msg.get("body", "")),
-                                   int(time.time()))
-            self.messages.setdefault(contact, []).append(existing)
-        return {"type": "send_ack", "id": existing.id, "t": existing.timestamp}
-
-    def inbound(self, contact: str, to: str, text: str) -> Frame:
-        """A contact sends a text to an account; it is queued for the account's devices."""
-        if not self.is_registered(contact):
-            raise SimError(400, "not_on_whatsapp", f"contact {contact} is not on WhatsApp")
-        account = self.accounts.get(to)
-        if account is None or not account.devices:
-            raise SimError(404, "account_not_linked", f"{to} has no linked device in the simulator")
-        msg = ChatMessage(secrets.token_hex(16).upper(), contact, to, "sent", text, int(time.time()))
-        self.messages.setdefault(contact, []).append(msg)
-        online = self.push(to, {"type": "message", "msg": {
-            "id": msg.id, "from": contact, "to": to, "body": text, "t": msg.timestamp,
-            "notify_name": f"Contact {contact}",
-        }})
-        return {**msg.to_json(), "delivered_to_pages": online}
-
-    def contact_ack(self, contact: str, message_id: str, ack: str) -> Frame:
-        """The contact's phone reports delivered/read for a message it received."""
-        msg = self.find_message(contact, message_id)
-        if msg is None or msg.direction != "received":
-            raise SimError(404, "message_not_found", f"{contact} has no received message {message_id}")
-        if STATUS_RANK[ack] > STATUS_RANK[msg.status]:
-            msg.status = ack
-            self.push(msg.account, {"type": "receipt", "chat": contact, "ids": [msg.id],
-                                    "ack": STATUS_RANK[ack]})
-        return msg.to_json()
-
-    def mark_read(self, phone: str, contact: str) -> int:
-        """The account read a chat: the contact's messages to it become "read"."""
-        changed = 0
-        for msg in self.messages.get(contact, []):
-            if msg.account == phone and msg.direction == "sent" and msg.status != "read":
-                msg.status = "read"
-                changed += 1
-        return changed
 
     def set_network(self, phone: str, state: str, latency: float | None) -> Frame:
         """Change an account's connectivity; "down" drops its pages until "up"."""

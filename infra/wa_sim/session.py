@@ -268,18 +268,35 @@ class PageSession:
         phone = self._require_login()
         msg = frame["msg"]
         try:
-            self.send({**self.network.outbound(phone, msg), "req": frame.get("req")})
+            try:
+                ack = self.network.outbound(phone, msg)
+            except (ValueError, KeyError, TypeError) as exc:
+                raise SimError(400, "invalid_message", f"malformed message: {exc}") from exc
+            self.send({**ack, "req": frame.get("req")})
         except SimError as exc:
             self.send({"type": "send_error", "req": frame.get("req"), "id": msg.get("id"),
                        "code": exc.code, "message": exc.message})
 
+    def _on_react(self, frame: Frame) -> None:
+        self.network.account_react(self._require_login(), frame)
+        self.send({"type": "done", "req": frame.get("req"), "id": frame.get("id")})
+
+    def _on_edit(self, frame: Frame) -> None:
+        self.network.account_edit(self._require_login(), frame)
+        self.send({"type": "done", "req": frame.get("req"), "id": frame.get("id")})
+
+    def _on_revoke(self, frame: Frame) -> None:
+        self.network.account_revoke(self._require_login(), frame)
+        self.send({"type": "done", "req": frame.get("req"), "id": frame.get("id")})
+
     def _on_exists(self, frame: Frame) -> None:
-        user = normalize_phone(frame["user"])
         self.send({"type": "exists_result", "req": frame.get("req"),
-                   "exists": self.network.is_registered(user)})
+                   **self.network.exists(frame.get("wid") or frame.get("user"))})
 
     def _on_read(self, frame: Frame) -> None:
-        self.network.mark_read(self._require_login(), normalize_phone(frame["chat"]))
+        phone = self._require_login()
+        contact, _ = self.network.resolve_contact(frame["chat"])
+        self.network.mark_read(phone, contact)
 
     def _on_got(self, frame: Frame) -> None:
         if self.phone is not None and self.device_id is not None:

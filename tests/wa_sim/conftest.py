@@ -22,7 +22,8 @@ CONTACT = "15550001111"
 EVENTS = [
     "conn.auth_code_change", "conn.authenticated", "conn.main_ready", "conn.main_loaded", "conn.logout",
     "conn.logout_reason", "conn.qrcode_idle", "conn.online", "conn.require_auth", "conn.stream_mode_changed",
-    "chat.new_message", "chat.msg_ack_change",
+    "chat.new_message", "chat.msg_ack_change", "chat.new_reaction", "chat.msg_edited", "chat.msg_revoke",
+    "chat.poll_response",
 ]
 # Registered from DOMContentLoaded: the sim boots after it, so no event is missed.
 CAPTURE_SCRIPT = """

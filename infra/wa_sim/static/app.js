@@ -19,6 +19,7 @@
   };
   const reqs = new Map(); // req id -> {frame, needsLogin, resolve, reject}
   let ws = null, nonce = null, reqSeq = 0, onlineWaiters = [];
+  let inbox = Promise.resolve(); // frames are handled one after the other, in order
 
   const rand = (n) => crypto.getRandomValues(new Uint8Array(n));
   S.newMessageId = () => `3EB0${store.hex(rand(8)).toUpperCase()}`;
@@ -29,7 +30,10 @@
   // -- socket ----------------------------------------------------------------------------------
   function connect() {
     ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`);
-    ws.onmessage = (e) => handle(JSON.parse(e.data)).catch((err) => console.error('[wa_sim] frame', err));
+    ws.onmessage = (e) => {
+      const frame = JSON.parse(e.data);
+      inbox = inbox.then(() => handle(frame)).catch((err) => console.error('[wa_sim] frame', err));
+    };
     ws.onclose = (e) => {
       ws = null;
       nonce = null;
@@ -139,6 +143,7 @@
         return render();
       case 'pair_code': return settle(f, true);
       case 'exists_result': return settle(f, true);
+      case 'done': return settle(f, true);
       case 'error': return settle(f, false);
       case 'paired': return onPaired(f);
       case 'login_ok': return onLoginOk(f);
@@ -146,7 +151,8 @@
       case 'logout': return onLogout(f.reason);
       case 'probe': send({ type: 'probe_ack', id: f.id }); return undefined;
       case 'conflict': return enterConflict();
-      case 'message': return onMessage(f);
+      case 'message': return S.messages.onMessage(f);
+      case 'reaction': case 'edit': case 'revoke': case 'vote': return S.messages.onProtocol(f);
       case 'receipt': return onReceipt(f);
       case 'send_ack': return onSendResult(f.id, ACK.SENT, { messageSendResult: 'OK', t: f.t });
       case 'send_error': return onSendResult(f.id, ACK.FAILED, { messageSendResult: 'ERROR_UNKNOWN' });
@@ -211,6 +217,7 @@
       conflict: false, streamMode: 'QR' });
     state.chats.clear();
     state.msgs.clear();
+    S.messages.clear();
     for (const item of state.outbox.values()) item.resolve({ messageSendResult: 'ERROR_CANCELLED' });
     state.outbox.clear();
     if (wasAuthenticated) {
@@ -241,28 +248,8 @@
     state.msgs.set(msg.id._serialized, msg);
   }
 
-  function onMessage(f) {
-    const m = f.msg;
-    const from = new Wid(`${m.from}@c.us`);
-    const key = new MsgKey({ fromMe: false, remote: from, id: m.id });
-    if (!state.seenFids.has(f.fid) && !state.msgs.has(key._serialized)) {
-      const chat = chatFor(from, m.notify_name);
-      const msg = new MsgModel({
-        id: key, type: 'chat', body: m.body, t: m.t, from, to: state.me, self: 'in', ack: ACK.SENT,
-        isNewMsg: true, notifyName: m.notify_name || '', star: false, broadcast: false, isForwarded: false,
-        isGroupMsg: false, hasReaction: false,
-      });
-      addMsg(chat, msg);
-      chat.unreadCount += 1;
-      ev.emit('chat.new_message', msg);
-      render();
-    }
-    state.seenFids.add(f.fid);
-    send({ type: 'got', fid: f.fid });
-  }
-
   function onReceipt(f) {
-    const chat = new Wid(`${f.chat}@c.us`);
+    const chat = S.createWid(f.chat);
     const ids = f.ids.map((id) => new MsgKey({ fromMe: true, remote: chat, id }));
     let changed = false;
     for (const k of ids) {
@@ -288,10 +275,10 @@
   async function findChat(wid) {
     const known = state.chats.get(wid._serialized);
     if (known) return known;
-    if (!wid.isUser()) throw new WPPError('chat_not_found', `Chat not found for ${wid}`, { id: wid });
+    if (!wid.isUser() && !wid.isLid()) throw new WPPError('chat_not_found', `Chat not found for ${wid}`, { id: wid });
     // A new contact needs the server (a USync query in WhatsApp), so this waits for the network.
     await whenOnline();
-    const res = await request({ type: 'exists', user: wid.user }, true);
+    const res = await request({ type: 'exists', wid: wid._serialized }, true);
     if (!res.exists) throw new WPPError('chat_not_found', `Failed to find or create chat for ${wid}`, { id: wid });
     return chatFor(wid);
   }
@@ -334,40 +321,15 @@
       await done;
       return true;
     },
-    async sendTextMessage(chatId, content, options) {
-      const opts = { detectMentioned: true, linkPreview: true, markIsRead: true, waitForAck: true, delay: 0, ...options };
-      const wid = assertWid(chatId);
-      requireAuth();
-      if (state.conflict) throw conflictError();
-      const chat = await findChat(wid);
-      if (opts.delay > 0) await new Promise((r) => setTimeout(r, opts.delay));
-      if (opts.markIsRead) await core.markIsRead(chat.id).catch(() => null);
-      if (state.conflict) throw conflictError(); // replaced while waiting above
-      const mid = typeof opts.messageId === 'string' ? opts.messageId.split('_').pop() : S.newMessageId();
-      const msg = new MsgModel({
-        id: new MsgKey({ fromMe: true, remote: chat.id, id: mid }), type: 'chat', body: String(content),
-        t: Math.floor(Date.now() / 1000), from: state.me, to: chat.id, self: 'out', ack: ACK.CLOCK,
-        isNewMsg: true, star: false, broadcast: false, isForwarded: false, isGroupMsg: false, hasReaction: false,
-      });
-      addMsg(chat, msg);
-      ev.emit('chat.new_message', msg);
-      const result = new Promise((resolve) => {
-        const frame = { type: 'send', msg: { id: mid, to: chat.id.user, body: msg.body, t: msg.t } };
-        state.outbox.set(msg.id._serialized, { msg, frame, resolve });
-        if (state.online) send(frame);
-      });
-      render();
-      const sendMsgResult = opts.waitForAck ? await result : null;
-      return { id: msg.id.toString(), ack: msg.ack, from: msg.from.toString(), to: chat.id.toString(), sendMsgResult };
-    },
+    sendTextMessage: (chatId, content, options) => S.messages.sendText(chatId, content, options),
     async markIsRead(chatId) {
       const wid = assertWid(chatId);
       const chat = state.chats.get(wid._serialized);
       if (!chat) throw new WPPError('chat_not_found', `Chat not found for ${chatId}`, { id: chatId });
       const unreadCount = chat.unreadCount;
       chat.unreadCount = 0;
-      if (state.online) send({ type: 'read', chat: wid.user });
-      else whenOnline().then(() => send({ type: 'read', chat: wid.user }), () => null);
+      if (state.online) send({ type: 'read', chat: wid._serialized });
+      else whenOnline().then(() => send({ type: 'read', chat: wid._serialized }), () => null);
       render();
       return { wid: chat.id, unreadCount };
     },
@@ -387,6 +349,16 @@
       return msg;
     },
   };
+
+  /** Put an own message in the outbox; resolves with its SendMsgResult once the server took it (or it failed). */
+  function enqueue(msg, frame) {
+    return new Promise((resolve) => {
+      state.outbox.set(msg.id._serialized, { msg, frame, resolve });
+      if (state.online) send(frame);
+    });
+  }
+  S.client = { state, send, request, whenOnline, findChat, chatFor, addMsg, requireAuth, conflictError, render,
+    enqueue, markIsRead: (chatId) => core.markIsRead(chatId) };
 
   // -- boot ---------------------------------------------------------------------------------------
   async function boot() {

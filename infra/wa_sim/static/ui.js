@@ -8,6 +8,7 @@
   let selected = null;
   let pending = false;
   let lastQr = null;
+  const label = (m) => (S.messages ? S.messages.describe(m) : m.body);
 
   function render(state) {
     if (pending) return;
@@ -30,13 +31,13 @@
       const last = c.msgs[c.msgs.length - 1];
       return `<li data-chat="${esc(c.id._serialized)}" class="${c.id._serialized === selected ? 'sel' : ''}">
         <b>${esc(c.name)}</b>${c.unreadCount ? `<span class="badge">${c.unreadCount}</span>` : ''}
-        <small>${last ? esc(last.body).slice(0, 60) : ''}</small></li>`;
+        <small>${last ? esc(label(last)).slice(0, 60) : ''}</small></li>`;
     }).join('');
     const chat = selected && st.chats.get(selected);
     $('conv-title').textContent = chat ? chat.name : selected ? `+${selected.split('@')[0]}` : 'Select a chat';
     $('composer').hidden = !selected;
     $('messages').innerHTML = chat ? chat.msgs.map((m) => `<div class="msg ${m.self}" data-id="${esc(m.id._serialized)}">
-        <span>${esc(m.body)}</span><time>${new Date(m.t * 1000).toLocaleTimeString()}</time>
+        <span>${esc(label(m))}</span><time>${new Date(m.t * 1000).toLocaleTimeString()}</time>
         ${m.self === 'out' ? `<i class="ack">${TICKS[m.ack] || ''}</i>` : ''}</div>`).join('') : '';
     $('messages').scrollTop = 1e9;
   }

@@ -205,11 +205,27 @@
     getPlatform: () => 'web',
   };
 
+  const M = () => S.messages; // messages.js
   const chat = {
     sendTextMessage: later((chatId, content, options) => core().sendTextMessage(chatId, content, options || {})),
+    sendFileMessage: later((chatId, content, options) => M().sendFile(chatId, content, options || {})),
+    sendLocationMessage: later((chatId, options) => M().sendLocation(chatId, options || {})),
+    sendVCardContactMessage: later((chatId, contacts, options) => M().sendVCard(chatId, contacts, options || {})),
+    sendCreatePollMessage: later((chatId, name, choices, options) => M().sendPoll(chatId, name, choices, options || {})),
+    sendReactionToMessage: later((messageId, reaction) => M().sendReaction(messageId, reaction)),
+    editMessage: later((msgId, newText, options) => M().edit(msgId, newText, options || {})),
+    deleteMessage: later((chatId, ids, deleteMediaInDevice = false, revoke = false) =>
+      M().deleteMessage(chatId, ids, deleteMediaInDevice, revoke)),
+    downloadMedia: later((id) => M().downloadMedia(id)),
     markIsRead: later((chatId) => core().markIsRead(chatId)),
     get: (chatId) => (S.core ? core().getChat(chatId) : undefined),
-    getMessageById: later((id) => core().getMessageById(id)),
+    getMessageById: later((id) => M().getMessageById(id)),
+  };
+
+  const contact = {
+    queryExists: later((contactId) => M().queryExists(contactId)),
+    queryWidExists: later((contactId) => M().queryExists(contactId)),
+    getPnLidEntry: later((contactId) => M().getPnLidEntry(contactId)),
   };
 
   const emitterApi = {};
@@ -226,6 +242,7 @@
     webpack: loader, // the pre-4.x name of WPP.loader, kept for older callers
     conn,
     chat,
+    contact,
     util: { createWid, WPPError },
     whatsapp: { Wid, MsgKey, MsgModel },
     version: '4.6.0',
