@@ -251,7 +251,10 @@ def _vcards(data: dict[str, Any]) -> Frame:
         card = data["vcard"]
         name = next((line[3:] for line in card.splitlines() if line.startswith("FN:")), "")
         cards.append({"displayName": name, "vcard": card})
-    for contact in data.get("contacts") or []:
+    # `vcard` may also be one contact {phone, name} or a list of them, like `contacts`.
+    extra = data.get("vcard") if isinstance(data.get("vcard"), dict | list) else []
+    contacts = [*(extra if isinstance(extra, list) else [extra]), *(data.get("contacts") or [])]
+    for contact in contacts:
         if not isinstance(contact, dict) or not contact.get("phone"):
             raise SimError(400, "invalid_contacts", "contacts are [{phone, name}]")
         phone = "".join(c for c in str(contact["phone"]).split("@")[0] if c.isdigit())
