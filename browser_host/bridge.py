@@ -35,7 +35,9 @@ EVENT_BRIDGE = """
     'chat.msg_ack_change': (e) => ({ack: e.ack, chat: wid(e.chat), ids: (e.ids || []).map(wid)}),
     'chat.new_reaction': (r) => ({id: wid(r.id), msgId: wid(r.msgId), reactionText: r.reactionText || '',
                                   sender: wid(r.sender), timestamp: r.timestamp || 0}),
-    'chat.msg_edited': (e) => ({chat: wid(e.chat), id: wid(e.id),
+    // wa-js puts msg.to in `chat`: for a contact's edit that is us, so the chat is taken from the message key.
+    'chat.msg_edited': (e) => ({chat: wid(e.msg && e.msg.id ? e.msg.id.remote : e.chat), id: wid(e.id),
+                                from: wid(e.msg ? (e.msg.author || e.msg.from) : null),
                                 body: e.msg ? (e.msg.body ?? e.msg.caption ?? null) : null,
                                 t: e.msg ? (e.msg.latestEditSenderTimestampMs || e.msg.t || 0) : 0}),
     'chat.msg_revoke': (e) => ({id: wid(e.id), refId: wid(e.refId), from: wid(e.from), to: wid(e.to),
@@ -94,7 +96,7 @@ SEND = """async ([call, a]) => {
   }
 }"""
 # Acts on an existing message or chat; the target is the message's serialized key.
-OPERATE = """async ([call, a]) => {
+OPERATE = """async ([call, [a]]) => {
   const ok = (r) => (r && r.sendMsgResult && r.sendMsgResult !== 'OK' && !(r.sendMsgResult.messageSendResult === 'OK'))
     ? {error: {code: 'send_failed', message: JSON.stringify(r.sendMsgResult)}} : {done: true};
   try {
@@ -119,7 +121,7 @@ OPERATE = """async ([call, a]) => {
 PERMANENT_ERRORS = {"chat_not_found": "invalid_recipient", "invalid_wid": "invalid_recipient",
                     "wid_not_found": "invalid_recipient", "invalid_chat": "invalid_recipient",
                     "msg_not_found": "message_not_found", "edit_not_allowed": "message_not_editable",
-                    "message_not_editable": "message_not_editable", "not_revoked": "not_revoked"}
+                    "edit_message_error": "message_not_editable", "not_revoked": "not_revoked"}
 DOWNLOAD_MEDIA = """async (id) => {
   try {
     const blob = await WPP.chat.downloadMedia(id);

@@ -186,8 +186,9 @@ def _raise_error(result: dict[str, Any], to: str) -> None:
     error = result.get("error")
     if error:
         if error.get("code") in bridge.PERMANENT_ERRORS:
-            what = f"{to} is not a WhatsApp user" if to else "WhatsApp refused it"
-            raise PermanentSendError(bridge.PERMANENT_ERRORS[error["code"]], f"{what} ({error['code']})")
+            what = f"{to} is not a WhatsApp user" if to else "WhatsApp Web refused it"
+            raise PermanentSendError(bridge.PERMANENT_ERRORS[error["code"]],
+                                     f"{what} ({error['code']}: {str(error.get('message'))[:200]})")
         raise TransientSendError(f"{error.get('code')}: {str(error.get('message'))[:300]}")
 
 

@@ -52,8 +52,9 @@ class _MediaBody(_Strict):
 
     @field_validator("link")
     @classmethod
-    def _https(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith("https://"):
+    def _http(cls, value: str | None) -> str | None:
+        # https only, except for hosts on the operator's allow-list (checked with the settings at accept time).
+        if value is not None and not value.startswith(("https://", "http://")):
             raise ValueError("must be an https:// URL")
         return value
 

@@ -48,6 +48,20 @@ def receiver() -> Iterator[Receiver]:
     server.stop()
 
 
+WEBHOOK_SECRET = "e2e-webhook-secret-0123456789"
+
+
+@pytest.fixture
+def tenant_webhook(tenant_admin: Any, receiver: Receiver) -> Iterator[str]:
+    """A tenant webhook to `receiver` at `/hooks` (secret WEBHOOK_SECRET), removed afterwards so later tests'
+    events are not retried against a receiver that is gone. Yields the webhook id."""
+    created = tenant_admin.post("/webhooks", json={"url": receiver.url("/hooks"), "secret": WEBHOOK_SECRET})
+    assert created.status_code == 201, created.text
+    webhook_id = str(created.json()["webhook_id"])
+    yield webhook_id
+    tenant_admin.delete(f"/webhooks/{webhook_id}")
+
+
 @pytest.fixture
 def fleet(runtime: Any, tmp_path: Path) -> Iterator[Fleet]:
     """Browser hosts started by the test (`fleet.start()`); all stopped afterwards, their logs printed."""

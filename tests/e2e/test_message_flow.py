@@ -9,21 +9,19 @@ from typing import Any
 from infra.local.host_process import HostProcess
 from infra.local.receiver import Receiver
 from tests.conftest import Api, create_account
-from tests.e2e.conftest import Phone, account_status, link_by_qr, wait_until
+from tests.e2e.conftest import WEBHOOK_SECRET, Phone, account_status, link_by_qr, wait_until
 
 
 def _number() -> str:
     return "1555" + str(uuid.uuid4().int)[:7]
 
 
-SECRET = "e2e-webhook-secret-0123456789"
+SECRET = WEBHOOK_SECRET
 
 
 def test_link_send_ack_and_receive(tenant_admin: Api, runtime: Any, phone: Phone, host: HostProcess,
-                                   receiver: Receiver) -> None:
+                                   receiver: Receiver, tenant_webhook: str) -> None:
     # Given a tenant webhook, and an account linked by scanning its QR code with the phone
-    hook = tenant_admin.post("/webhooks", json={"url": receiver.url("/hooks"), "secret": SECRET})
-    assert hook.status_code == 201, hook.text
     business, contact = _number(), _number()
     account_id = create_account(tenant_admin, "e2e")["account_id"]
     link_by_qr(tenant_admin, phone, account_id, business)

@@ -18,9 +18,9 @@ import requests
 from infra.local.host_process import HostProcess
 from infra.local.receiver import Receiver
 from tests.conftest import Api, create_account
-from tests.e2e.conftest import Phone, link_by_qr, wait_until
+from tests.e2e.conftest import WEBHOOK_SECRET, Phone, link_by_qr, wait_until
 
-SECRET = "types-webhook-secret-0123456789"
+SECRET = WEBHOOK_SECRET
 
 
 def _number() -> str:
@@ -91,10 +91,8 @@ def files() -> Iterator[FileServer]:
 
 
 @pytest.fixture
-def linked(tenant_admin: Api, phone: Phone, host: HostProcess, receiver: Receiver) -> dict[str, str]:
+def linked(tenant_admin: Api, phone: Phone, host: HostProcess, tenant_webhook: str) -> dict[str, str]:
     """A tenant webhook to the loopback receiver, and an account linked by QR."""
-    hook = tenant_admin.post("/webhooks", json={"url": receiver.url("/hooks"), "secret": SECRET})
-    assert hook.status_code == 201, hook.text
     business, contact = _number(), _number()
     account_id = create_account(tenant_admin, "types")["account_id"]
     link_by_qr(tenant_admin, phone, account_id, business)
@@ -114,7 +112,7 @@ def status_of(api: Api, account_id: str, message_id: str) -> dict[str, Any]:
 def wait_status(api: Api, account_id: str, message_id: str, *wanted: str) -> dict[str, Any]:
     def check() -> dict[str, Any] | None:
         message = status_of(api, account_id, message_id)
-        assert message["status"] != "failed" or "failed" in wanted, message
+        assert message["status"] != "failed" or "failed" in wanted, (message["error"], message["content"])
         return message if message["status"] in wanted else None
     return wait_until(check, 45, f"{message_id} {wanted}")
 
@@ -180,8 +178,8 @@ def test_every_outbound_type_reaches_the_phone_exactly(
     assert (location["latitude"], location["longitude"], location["name"], location["address"]) == \
         (52.52, 13.405, "Shop", "Main St 1, Berlin")
     assert "FN:Support" in by_id["contacts"]["vcard"] and "15550001111" in by_id["contacts"]["vcard"]
-    assert by_id["poll"]["poll"] == {"name": "Delivery time?", "options": ["Morning", "Evening"],
-                                     "selectable_count": 1}
+    poll = by_id["poll"]["poll"]
+    assert (poll["name"], poll["options"], poll["selectable_count"]) == ("Delivery time?", ["Morning", "Evening"], 1)
     assert by_id["reply"]["quoted_id"] == by_id["text"]["key"].split("_")[-1]
 
     # When the business reacts, edits and revokes, Then each has its own trail and the phone shows the result

@@ -126,7 +126,7 @@ INVALID_BODIES: list[tuple[str, Any, str]] = [
     ("body key mismatch", {"to": "15550001111", "type": "image", "text": {"body": "x"}}, "missing"),
     ("empty text", {"to": "15550001111", "type": "text", "text": {"body": ""}}, "string_too_short"),
     ("long text", {"to": "15550001111", "type": "text", "text": {"body": "x" * 4097}}, "string_too_long"),
-    ("http link", {"to": "15550001111", "type": "image", "image": {"link": "http://x.com/a.jpg"}}, "value_error"),
+    ("ftp link", {"to": "15550001111", "type": "image", "image": {"link": "ftp://x.com/a.jpg"}}, "value_error"),
     ("two sources", {"to": "15550001111", "type": "image", "image": {"link": "https://x.com/a", "id": "m1"}},
      "value_error"),
     ("bad base64", {"to": "15550001111", "type": "image", "image": {"data": "@@@", "mime_type": "image/png"}},
@@ -169,3 +169,12 @@ def test_list_messages_paginates_and_filters_direction(tenant_admin: Api, runtim
                             params={"direction": "inbound"}).json()["items"] == []
     assert tenant_admin.get(f"/accounts/{account_id}/messages/msg_unknown").json()["code"] == "message_not_found"
     drain(runtime)
+
+
+def test_a_plain_http_media_link_is_refused_unless_its_host_is_allow_listed(tenant_admin: Api) -> None:
+    # The test stack allow-lists loopback only (as `make run` does): http elsewhere is refused before queueing
+    account_id = create_account(tenant_admin)["account_id"]
+    response = tenant_admin.post(f"/accounts/{account_id}/messages", json={
+        "to": "15550001111", "type": "image", "image": {"link": "http://x.com/a.jpg"}})
+    assert response.status_code == 400 and response.json()["code"] == "media_url_not_allowed", response.text
+    assert tenant_admin.get(f"/accounts/{account_id}/messages").json()["items"] == []
