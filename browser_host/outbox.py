@@ -179,11 +179,7 @@ class Outbox:
             await self._fail(current[0], exc.code, str(exc))
             return True
         except TransientSendError as exc:
-            delay = self.backoff.delay(int(current[0].attempts or 1) - 1)
-            log.warning("message %s: %s (attempt %s); again in %.1fs", item.message_id, exc, current[0].attempts,
-                        delay)
-            asyncio.get_running_loop().call_later(delay, self._wake.set)
-            return False
+            return self._later(current[0], exc)
         item = current[0]
         self._remember(delivery.serialized, item)
         if delivery.serialized != item.wa_message_id:
@@ -241,10 +237,7 @@ class Outbox:
             await self._fail(current[0], exc.code, str(exc))
             return True
         except TransientSendError as exc:
-            delay = self.backoff.delay(int(current[0].attempts or 1) - 1)
-            log.warning("operation %s: %s; again in %.1fs", item.message_id, exc, delay)
-            asyncio.get_running_loop().call_later(delay, self._wake.set)
-            return False
+            return self._later(current[0], exc)
         target = str(envelope.get("message_id") or "")
         if outgoing.call == "edit" and target:
             await self.store.annotate_edit(self.runner.lease, target, "me", str(envelope["text"]["body"]))
@@ -260,6 +253,13 @@ class Outbox:
         self.references[item.message_id] = item.client_reference
         await self._advance_to(current[0], MessageStatus.SENT, f"{outgoing.call} done")
         return True
+
+    def _later(self, item: MessageItem, exc: TransientSendError) -> bool:
+        """WhatsApp Web did not take it this time: wake again after a backoff by attempts made (False: wait)."""
+        delay = self.backoff.delay(int(item.attempts or 1) - 1)
+        log.warning("message %s: %s (attempt %s); again in %.1fs", item.message_id, exc, item.attempts, delay)
+        asyncio.get_running_loop().call_later(delay, self._wake.set)
+        return False
 
     async def _fail(self, item: MessageItem, code: str, text: str) -> None:
         if await self.store.fail(item, code, text, self.runner.lease):

@@ -17,9 +17,10 @@ from playwright.async_api import Error as PlaywrightError
 
 from browser_host import bridge
 from browser_host.config import HostConfig
+from browser_host.contacts import answer_checks
 from browser_host.inbound import Inbound
 from browser_host.outbox import Outbox
-from browser_host.page import TransientSendError, WhatsAppPage
+from browser_host.page import WhatsAppPage
 from browser_host.state import Backoff, InvalidTransition, StatusMachine
 from browser_host.store import HostStore
 from core.errors import LeaseLost
@@ -216,20 +217,9 @@ class AccountRunner:
     def check_contacts(self) -> None:
         """Answer the API's pending "is this number on WhatsApp?" checks (in the background)."""
         if self.page is not None and self.is_working() and not self._closing:
-            task = asyncio.get_running_loop().create_task(self._guard(self._check_contacts(), "contact checks"))
+            task = asyncio.get_running_loop().create_task(self._guard(answer_checks(self), "contact checks"))
             self._tasks[:] = [t for t in self._tasks if not t.done()]
             self._tasks.append(task)
-
-    async def _check_contacts(self) -> None:
-        for phone in await self.store.pending_contact_checks(self.account_id):
-            if self.page is None or not self.lease_valid():
-                return
-            try:
-                result = await self.page.query_exists(phone)
-            except (TransientSendError, PlaywrightError, TimeoutError) as exc:
-                log.warning("account %s: number check failed: %s", self.account_id, exc)
-                continue
-            await self.store.record_contact_check(self.lease, phone, result)
 
     # --- events from the page -------------------------------------------------------------------------------
 

@@ -120,9 +120,15 @@ class ContactName(_Strict):
 
 
 class ContactPhone(_Strict):
-    phone: str = Field(min_length=3, max_length=40)
+    phone: str | None = Field(default=None, min_length=3, max_length=40)
     type: str | None = None
-    wa_id: str | None = None
+    wa_id: str | None = Field(default=None, pattern=r"^\d{6,20}$")
+
+    @model_validator(mode="after")
+    def _some_number(self) -> ContactPhone:
+        if self.phone is None and self.wa_id is None:
+            raise ValueError("give phone or wa_id")
+        return self
 
 
 class ContactEmail(_Strict):

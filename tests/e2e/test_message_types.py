@@ -51,6 +51,15 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def upload_media(api: Api, data: bytes, mime: str) -> str:
+    """POST /media, then PUT the bytes to the presigned URL; the media id."""
+    upload = api.post("/media", json={"mime_type": mime, "size_bytes": len(data)})
+    assert upload.status_code == 201, upload.text
+    put = requests.put(upload.json()["upload_url"], data=data, headers=upload.json()["headers"], timeout=30)
+    assert put.status_code in (200, 204), put.text
+    return str(upload.json()["id"])
+
+
 class FileServer:
     """Serves fixed bytes on loopback: where a business's `link` media lives."""
 
@@ -128,10 +137,7 @@ def test_every_outbound_type_reaches_the_phone_exactly(
 
     # Given media from the three sources: an upload through POST /media, inline base64, and a link
     image = png()
-    upload = api.post("/media", json={"mime_type": "image/png", "size_bytes": len(image)})
-    assert upload.status_code == 201, upload.text
-    put = requests.put(upload.json()["upload_url"], data=image, headers=upload.json()["headers"], timeout=10)
-    assert put.status_code in (200, 204), put.text
+    image_id = upload_media(api, image, "image/png")
     video, voice, sticker, document = mp4(), ogg(), webp(), pdf(200_000)
     document_url = files.serve("/files/invoice.pdf", document, "application/pdf")
 
@@ -141,7 +147,7 @@ def test_every_outbound_type_reaches_the_phone_exactly(
                                         "text": {"body": "Hello https://example.com", "preview_url": True},
                                         "client_reference": "order-1"}),
         "image": send(api, account_id, {"to": contact, "type": "image",
-                                         "image": {"id": upload.json()["id"], "caption": "your receipt"}}),
+                                         "image": {"id": image_id, "caption": "your receipt"}}),
         "video": send(api, account_id, {"to": contact, "type": "video", "video": {
             "data": base64.b64encode(video).decode(), "mime_type": "video/mp4", "caption": "unboxing"}}),
         "voice": send(api, account_id, {"to": contact, "type": "audio", "audio": {

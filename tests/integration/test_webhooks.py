@@ -7,12 +7,9 @@ import hmac
 import json
 import os
 import socket
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import boto3
@@ -20,6 +17,7 @@ import pytest
 
 from core.models.events import EventType
 from infra.local.harness import wait_until
+from infra.local.receiver import Answer, Receiver
 from tests.conftest import Api, create_account, make_key
 
 SECRET = "s3cr3t-" + "x" * 20
@@ -44,71 +42,7 @@ def webhook_settings(runtime: Any) -> Iterator[None]:
     reset_process_caches()
 
 
-# --- a loopback receiver ----------------------------------------------------------------------------------
-
-@dataclass
-class Answer:
-    status: int = 200
-    headers: dict[str, str] = field(default_factory=dict)
-    sleep: float = 0.0
-
-
-@dataclass
-class Seen:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    at: float
-
-
-class Receiver:
-    """HTTP server on 127.0.0.1: each path answers its scripted answers in turn (the last one repeats)."""
-
-    def __init__(self, port: int = 0) -> None:
-        self.scripts: dict[str, list[Answer]] = {}
-        self.seen: list[Seen] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                receiver.seen.append(Seen(self.path, {k.lower(): v for k, v in self.headers.items()}, body,
-                                          time.monotonic()))
-                script = receiver.scripts.get(self.path) or [Answer()]
-                answer = script.pop(0) if len(script) > 1 else script[0]
-                time.sleep(answer.sleep)
-                try:
-                    self.send_response(answer.status)
-                    for name, value in answer.headers.items():
-                        self.send_header(name, value)
-                    self.send_header("Content-Length", "2")
-                    self.end_headers()
-                    self.wfile.write(b"ok")
-                except OSError:
-                    pass  # the dispatcher gave up waiting
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def script(self, path: str, *answers: Answer) -> str:
-        self.scripts[path] = list(answers)
-        return self.url(path)
-
-    def requests(self, path: str) -> list[Seen]:
-        return [s for s in self.seen if s.path == path]
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
+# --- a loopback receiver (infra/local/receiver.py) ---------------------------------------------------------
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
