@@ -276,15 +276,19 @@ def _plan_event(svc: Services, body: str, attributes: dict[str, str]) -> list[Jo
                     if t is not None]
     jobs = []
     for target in targets:
+        # Created with its first attempt already claimed: one write, and a duplicate event finds it taken.
         item = WebhookDeliveryItem(
             event.account_id, delivery_id(event.id, target.name), tenant_id=tenant_id,
             event_id=event.id, event_type=event.type.value, target=target.name, url=target.url,
-            state=DeliveryState.PENDING.value, attempts=0, event=body, history=[], created_at=utcnow())
-        if not svc.deliveries.create(item):
-            existing = svc.deliveries.find(item.account_id, item.delivery_id)
-            if existing is None or not _stalled(existing, svc):
-                continue  # delivered, failed, or in the hands of an attempt or a scheduled retry
-            item = existing
+            state=DeliveryState.PENDING.value, attempts=1, attempt_started_at=int(time.time()), event=body,
+            history=[], created_at=utcnow())
+        if svc.deliveries.create(item):
+            jobs.append(Job(item, 1, target))
+            continue
+        existing = svc.deliveries.find(item.account_id, item.delivery_id)
+        if existing is None or not _stalled(existing, svc):
+            continue  # delivered, failed, or in the hands of an attempt or a scheduled retry
+        item = existing
         attempt = int(item.attempts) + 1
         if svc.deliveries.claim(item, attempt, target.url):
             jobs.append(Job(item, attempt, target))
