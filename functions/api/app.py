@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, HTTPBearer
 
 from functions.api import errors
-from functions.api.routes import accounts, api_keys, contacts, legacy, messages, producers
+from functions.api.routes import accounts, api_keys, contacts, legacy, me, messages, producers
 from functions.api.routes import media as media_routes
 from functions.api.routes import webhooks as webhooks_routes
 
@@ -28,6 +28,7 @@ def create_app() -> APIGatewayRestResolver:
     app.include_router(messages.router)
     app.include_router(contacts.router)
     app.include_router(api_keys.router)
+    app.include_router(me.router)
     app.include_router(media_routes.router)
     app.include_router(producers.router)
     app.include_router(webhooks_routes.router)
