@@ -65,7 +65,7 @@ clean:
 # --- sam build (BuildMethod: makefile): `sam build --build-in-source` calls these -----------------------
 # Lambda wheels for the function runtime (python3.12, x86_64), whatever Python runs the build.
 LAMBDA_PIP := --platform manylinux2014_x86_64 --implementation cp --python-version 3.12 --only-binary=:all:
-build-ApiFunction build-LegacyApiFunction build-IntegrationsApiFunction build-AuthorizerFunction build-IngressFunction build-SweeperFunction build-WebhookFunction build-DashboardFunction:
+build-ApiFunction build-LegacyApiFunction build-IntegrationsApiFunction build-AuthorizerFunction build-IngressFunction build-SweeperFunction build-WebhookFunction build-DashboardFunction build-RealtimeFunction build-RealtimeFanoutFunction:
 	$(PYTHON) -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml','rb'))['project']['dependencies']))" > "$(ARTIFACTS_DIR)/requirements.txt"
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-compile $(LAMBDA_PIP) --target "$(ARTIFACTS_DIR)" -r "$(ARTIFACTS_DIR)/requirements.txt"
 	rm "$(ARTIFACTS_DIR)/requirements.txt"

@@ -32,7 +32,7 @@ class HostStore:
         self.leases = LeaseRepository()
         self.messages = MessageRepository()
         self.contacts = ContactRepository()
-        self.events = EventBus(settings.events_queue_url)
+        self.events = EventBus.from_settings(settings)
         self.nudges = Nudges(settings.control_queue_url)
         self.inbox = HostInbox(settings.host_queue_prefix, host_id)
         self.snapshots = snapshots  # browser_host.crypto.SnapshotStore, or None without a bucket and key

@@ -24,10 +24,22 @@ class Settings(BaseModel):
     webhook_deliveries_table: str = "wagate-webhook-deliveries"
     producers_table: str = "wagate-producers"
     contacts_table: str = "wagate-contacts"
+    # Real time (WebSocket API): tickets, connections and subscriptions; each tenant's recent events (replay).
+    realtime_table: str = "wagate-realtime"
+    recent_events_table: str = "wagate-recent-events"
+    realtime_url: str = Field(default="", description="wss:// URL of the WebSocket API stage")
+    realtime_management_url: str = Field(default="", description="https:// URL of its @connections API")
+    realtime_ticket_seconds: int = Field(default=60, ge=5, le=600)
+    realtime_replay_seconds: int = Field(default=600, ge=0, le=3600)
+    realtime_post_timeout_seconds: float = Field(default=2.0, gt=0, le=10)
+    realtime_concurrency: int = Field(default=32, ge=1, le=256, description="posts in flight per invocation")
     # Nudges for accounts no host holds yet; hosts' own inboxes are named host_queue_prefix + host id.
     control_queue_url: str = ""
     host_queue_prefix: str = "wagate-host-"
     events_queue_url: str = ""
+    # Events go to this SNS topic when set (its subscriptions: the events queue for webhooks, the real-time
+    # queue for the WebSocket fan-out); without it straight to events_queue_url.
+    events_topic_arn: str = ""
     ingress_dlq_url: str = ""
     events_dlq_url: str = ""
     # Webhook deliveries: retries wait on this queue (DelaySeconds), never in the function.

@@ -13,7 +13,7 @@ import pytest
 from infra.local.harness import Api
 
 ROOT = Path(__file__).resolve().parents[1]
-__all__ = ["ROOT", "Api", "create_account", "make_key"]
+__all__ = ["ROOT", "Api", "create_account", "make_key", "new_ticket"]
 
 # Never let a test reach a real AWS account by accident.
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
@@ -43,11 +43,18 @@ def runtime() -> Iterator[Any]:
     # With AWS_ENDPOINT_URL exported (LocalStack, or an AWS account), the suite runs against it: resources
     # are created under a stack name of their own. Without it, the embedded moto server is started.
     endpoint = os.environ.get("AWS_ENDPOINT_URL") or None
-    rt = LocalRuntime(RuntimeConfig(endpoint_url=endpoint, aws_port=free_port(), api_port=free_port(), with_sim=True,
+    rt = LocalRuntime(RuntimeConfig(endpoint_url=endpoint, aws_port=free_port(), api_port=free_port(),
+                                    ws_port=free_port(), with_sim=True,
                                     sim_port=0, sim_qr_interval=4.0, emulator_process=True,
                                     stack_name=f"wagate-test-{uuid.uuid4().hex[:6]}" if endpoint else "wagate")).start()
     yield rt
     rt.stop()
+
+
+@pytest.fixture(scope="session")
+def ws_url(runtime: Any) -> str:
+    """The local WebSocket API (`ws://127.0.0.1:<port>`); connect to `new_ticket(api)["url"]`."""
+    return str(runtime.ws_url)
 
 
 @pytest.fixture(scope="session")
@@ -85,5 +92,12 @@ def make_key(admin: Api, role: str, account_ids: list[str] | None = None) -> Api
 
 def create_account(api: Api, name: str = "Support", **extra: Any) -> dict[str, Any]:
     response = api.post("/accounts", json={"account_name": name, **extra})
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def new_ticket(api: Api) -> dict[str, Any]:
+    """`POST /realtime/tickets` with the key of `api`: {"ticket", "url" (ws URL with ?ticket=), "expires_at"}."""
+    response = api.post("/realtime/tickets")
     assert response.status_code == 201, response.text
     return dict(response.json())

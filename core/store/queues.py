@@ -10,6 +10,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from core.aws import client
+from core.config import Settings
 from core.ids import new_id
 from core.models.common import utcnow
 from core.models.events import Event, EventType
@@ -95,10 +96,16 @@ def delete_queue(url: str) -> None:
 
 
 class EventBus:
-    """Publishes events to the events queue (webhooks and the WebSocket API read it)."""
+    """Publishes events: to the events topic (its subscribers: the webhook dispatcher's queue and the WebSocket
+    fan-out's queue, each gets every event) or, without a topic, straight to the events queue."""
 
-    def __init__(self, queue_url: str) -> None:
+    def __init__(self, queue_url: str, topic_arn: str = "") -> None:
         self.queue_url = queue_url
+        self.topic_arn = topic_arn
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EventBus:
+        return cls(settings.events_queue_url, settings.events_topic_arn)
 
     def publish(self, kind: EventType, account_id: str, tenant_id: str, data: dict[str, Any],
                 event_id: str | None = None) -> Event:
@@ -106,13 +113,16 @@ class EventBus:
         The tenant rides as a message attribute: routing needs it, receivers do not."""
         event = Event(id=event_id or new_id("evt"), type=kind, created_at=utcnow(), account_id=account_id,
                       data=data)
-        if self.queue_url:
-            client("sqs").send_message(
-                QueueUrl=self.queue_url, MessageBody=event.model_dump_json(),
-                MessageAttributes={"type": {"DataType": "String", "StringValue": kind.value},
-                                   "account_id": {"DataType": "String", "StringValue": account_id},
-                                   "tenant_id": {"DataType": "String", "StringValue": tenant_id}},
-            )
+        attributes = {"type": {"DataType": "String", "StringValue": kind.value},
+                      "account_id": {"DataType": "String", "StringValue": account_id},
+                      "tenant_id": {"DataType": "String", "StringValue": tenant_id}}
+        if self.topic_arn:
+            # Subscriptions use raw message delivery: queues receive this body and these attributes as sent.
+            client("sns").publish(TopicArn=self.topic_arn, Message=event.model_dump_json(),
+                                  MessageAttributes=attributes)
+        elif self.queue_url:
+            client("sqs").send_message(QueueUrl=self.queue_url, MessageBody=event.model_dump_json(),
+                                       MessageAttributes=attributes)
         return event
 
 

@@ -306,6 +306,40 @@ class ContactItem(Model):
     expires_at = NumberAttribute(null=True)  # TTL, epoch seconds
 
 
+class RealtimeItem(Model):
+    """WebSocket state, one table: `ticket#<sha256>`/`ticket` (one-time tickets), `conn#<id>`/`conn` (who a
+    connection is), `tenant#<tenant>`/`conn#<id>` (its live subscription: the fan-out's one query per tenant)."""
+
+    class Meta(_Meta):
+        table_name = "wagate-realtime"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    tenant_id = UnicodeAttribute(null=True)
+    role = UnicodeAttribute(null=True)
+    key_id = UnicodeAttribute(null=True)
+    scope = ListAttribute[str](default=list)  # the key's account_ids; empty = the whole tenant
+    connection_id = UnicodeAttribute(null=True)
+    account_ids = ListAttribute[str](null=True)  # subscription filter; absent = every account in scope
+    events = ListAttribute[str](null=True)  # subscription filter; absent = every type
+    created_at = UnicodeAttribute(null=True)
+    expires_at = NumberAttribute()  # TTL, epoch seconds (tickets: also checked on redemption)
+
+
+class RecentEventItem(Model):
+    """A tenant's events of the last minutes for replay: `<created_at>#<event id>` holds the event's exact JSON;
+    `id#<event id>` points at it (a `since` id is found without scanning)."""
+
+    class Meta(_Meta):
+        table_name = "wagate-recent-events"
+
+    tenant_id = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    event = UnicodeAttribute(null=True)
+    position = UnicodeAttribute(null=True)  # on `id#` items: the event item's sk
+    expires_at = NumberAttribute()  # TTL, epoch seconds
+
+
 def bind(settings: Settings) -> None:
     """Point every model at the configured table names, region and endpoint."""
     names: dict[type[Model], str] = {
@@ -318,6 +352,8 @@ def bind(settings: Settings) -> None:
         WebhookDeliveryItem: settings.webhook_deliveries_table,
         ProducerItem: settings.producers_table,
         ContactItem: settings.contacts_table,
+        RealtimeItem: settings.realtime_table,
+        RecentEventItem: settings.recent_events_table,
     }
     for model, name in names.items():
         model.Meta.table_name = name
@@ -331,3 +367,4 @@ def bind(settings: Settings) -> None:
         model._connection = None  # rebuilt lazily with the new settings
         for index in model._indexes.values():
             index.Meta.model = model
+

@@ -15,6 +15,7 @@ from core.store.media import MediaStore
 from core.store.messages import IdempotencyRepository, MessageRepository
 from core.store.producers import ProducerRepository
 from core.store.queues import DeadLetters, EventBus, Nudges
+from core.store.realtime import ConnectionPoster, RealtimeRepository, RecentEvents
 from core.store.webhooks import DeliveryRepository, EventDeadLetters, RetryQueue, WebhookRepository
 
 
@@ -38,6 +39,9 @@ class Services:
     webhook_retries: RetryQueue
     events_dlq: EventDeadLetters
     media: MediaStore
+    realtime: RealtimeRepository
+    recent_events: RecentEvents
+    connections: ConnectionPoster
 
 
 @lru_cache(maxsize=1)
@@ -55,11 +59,15 @@ def services() -> Services:
         producers=ProducerRepository(),
         contacts=ContactRepository(),
         nudges=Nudges(settings.control_queue_url),
-        events=EventBus(settings.events_queue_url),
+        events=EventBus.from_settings(settings),
         ingress_dlq=DeadLetters(settings.ingress_dlq_url),
         webhooks=WebhookRepository(),
         deliveries=DeliveryRepository(settings.webhook_delivery_ttl_days),
         webhook_retries=RetryQueue(settings.webhook_retry_queue_url),
         events_dlq=EventDeadLetters(settings.events_dlq_url),
         media=MediaStore(settings.media_bucket),
+        realtime=RealtimeRepository(),
+        recent_events=RecentEvents(settings.realtime_replay_seconds),
+        connections=ConnectionPoster(settings.realtime_management_url, settings.region,
+                                     settings.realtime_post_timeout_seconds),
     )

@@ -20,6 +20,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="Use this AWS endpoint (LocalStack, AWS) instead of starting the embedded moto server")
     parser.add_argument("--aws-port", type=int, default=int(os.environ.get("WAGATE_AWS_PORT", "4566")))
     parser.add_argument("--api-port", type=int, default=int(os.environ.get("WAGATE_API_PORT", "3000")))
+    parser.add_argument("--ws-port", type=int, default=int(os.environ.get("WAGATE_WS_PORT", "3001")),
+                        help="WebSocket API (and its @connections management API)")
     parser.add_argument("--region", default=os.environ.get("AWS_REGION", "us-east-1"))
     parser.add_argument("--stack-name", default=os.environ.get("WAGATE_STACK_NAME", "wagate"))
     parser.add_argument("--target", choices=["aws", "localstack"], default=os.environ.get("WAGATE_TARGET", "aws"))
@@ -38,6 +40,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     config = RuntimeConfig(endpoint_url=args.endpoint_url or None, aws_port=args.aws_port, api_port=args.api_port,
+                           ws_port=args.ws_port,
                            region=args.region, stack_name=args.stack_name, target=args.target,
                            with_sim=not args.wa_url, sim_port=args.sim_port)
     stop = threading.Event()
@@ -52,6 +55,8 @@ def main(argv: list[str] | None = None) -> None:
         key, created = ensure_bootstrap_key(services(), os.environ.get("WAGATE_BOOTSTRAP_API_KEY"))
         log(f"AWS endpoint: {runtime.endpoint_url or 'AWS (default credentials chain)'}")
         log(f"API:          {runtime.api_url}  (Swagger UI: {runtime.api_url}/docs)")
+        if runtime.ws is not None:
+            log(f"WebSocket:    {runtime.ws_url}  (?ticket= from POST {runtime.api_url}/realtime/tickets)")
         allowed = ", ".join(h for h in config.outbound_allow_hosts.split(",") if h)
         log(f"outbound allow-list: {allowed} (loopback receivers allowed; not in a deployment)")
         if runtime.sim is not None:
@@ -67,6 +72,8 @@ def main(argv: list[str] | None = None) -> None:
                 log(f"browser host {index + 1}: {host.health_url}")
         print("", flush=True)
         print(f"  wagate is running at {runtime.api_url}", flush=True)
+        if runtime.ws is not None:
+            print(f"  WebSocket API: {runtime.ws_url}", flush=True)
         if created:
             print(f"  bootstrap admin API key (shown once): {key}", flush=True)
         else:

@@ -231,9 +231,47 @@ def _kms_key(stack: Stack, lid: str, props: dict[str, Any]) -> None:
     stack.attrs[(lid, "Arn")] = f"arn:aws:kms:{stack.region}:{ACCOUNT_ID}:key/{key_id}"
 
 
-# Resources that need no emulator object locally: the functions run in-process, the API is served by
-# infra.local.apigw, and alarms have nothing to watch here.
-_IN_PROCESS = {"AWS::Serverless::Function", "AWS::Serverless::Api", "AWS::CloudWatch::Alarm"}
+def _sns_topic(stack: Stack, lid: str, props: dict[str, Any]) -> None:
+    props = stack.resolve(props)
+    name = props.get("TopicName") or f"{stack.name}-{lid}"
+    arn = _client(stack, "sns").create_topic(Name=name)["TopicArn"]
+    stack.refs[lid] = arn
+    stack.attrs[(lid, "TopicArn")] = arn
+    stack.attrs[(lid, "TopicName")] = name
+
+
+def _sns_subscription(stack: Stack, lid: str, props: dict[str, Any]) -> None:
+    """Subscribe a queue (or anything) to a topic; the emulator delivers SNS → SQS itself."""
+    props = stack.resolve(props)
+    attributes = {}
+    # Only when true: moto treats any value it is given, "false" included, as raw delivery.
+    if str(props.get("RawMessageDelivery", "")).lower() == "true":
+        attributes["RawMessageDelivery"] = "true"
+    if props.get("FilterPolicy"):
+        import json
+
+        attributes["FilterPolicy"] = json.dumps(props["FilterPolicy"])
+    arn = _client(stack, "sns").subscribe(TopicArn=props["TopicArn"], Protocol=props["Protocol"],
+                                          Endpoint=props["Endpoint"], Attributes=attributes,
+                                          ReturnSubscriptionArn=True)["SubscriptionArn"]
+    stack.refs[lid] = arn
+
+
+def _sqs_queue_policy(stack: Stack, lid: str, props: dict[str, Any]) -> None:
+    import json
+
+    props = stack.resolve(props)
+    sqs = _client(stack, "sqs")
+    for url in props["Queues"]:
+        sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(props["PolicyDocument"])})
+    stack.refs[lid] = lid
+
+
+# Resources that need no emulator object locally: the functions run in-process, the APIs are served by
+# infra.local.apigw (REST) and infra.local.apigw_ws (WebSocket), and alarms have nothing to watch here.
+_IN_PROCESS = {"AWS::Serverless::Function", "AWS::Serverless::Api", "AWS::CloudWatch::Alarm",
+               "AWS::ApiGatewayV2::Api", "AWS::ApiGatewayV2::Integration", "AWS::ApiGatewayV2::Route",
+               "AWS::ApiGatewayV2::Deployment", "AWS::ApiGatewayV2::Stage", "AWS::Lambda::Permission"}
 # The browser host's Fargate service and what only it needs: locally the host is a process on this
 # machine (`python -m browser_host`, started by the local runtime), so these are skipped, not emulated.
 NOT_EMULATED = frozenset({
@@ -247,6 +285,9 @@ _CREATORS = {
     "AWS::SQS::Queue": _sqs_queue,
     "AWS::S3::Bucket": _s3_bucket,
     "AWS::KMS::Key": _kms_key,
+    "AWS::SNS::Topic": _sns_topic,
+    "AWS::SNS::Subscription": _sns_subscription,
+    "AWS::SQS::QueuePolicy": _sqs_queue_policy,
 }
 
 

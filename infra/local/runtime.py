@@ -8,6 +8,7 @@ from typing import Any
 
 from infra.local import template as tpl
 from infra.local.apigw import LocalApiGateway
+from infra.local.apigw_ws import LocalWebSocketGateway
 from infra.local.emulator import MotoEmulator
 from infra.local.lambda_runtime import LocalFunction, load_functions
 from infra.local.resources import Stack, create_resources
@@ -28,6 +29,11 @@ class RuntimeConfig:
     aws_port: int = 4566
     api_host: str = "127.0.0.1"
     api_port: int = 3000
+    #: The template's WebSocket API (and its @connections management API) on this port.
+    ws_port: int = 3001
+    #: How long a vanished WebSocket client (no close frame) stays known before $disconnect (API Gateway notices
+    #: dead peers late); posts to it answer 410 meanwhile.
+    ws_dead_peer_seconds: float = 30.0
     region: str = "us-east-1"
     stack_name: str = "wagate"
     target: str = "aws"  # "localstack" builds clients through localstack-client
@@ -64,6 +70,7 @@ class LocalRuntime:
         self.emulator: MotoEmulator | None = None
         self.stack: Stack | None = None
         self.api: LocalApiGateway | None = None
+        self.ws: LocalWebSocketGateway | None = None
         self.functions: dict[str, LocalFunction] = {}
         self.pollers: list[SqsPoller] = []
         self.schedulers: list[Scheduler] = []
@@ -79,6 +86,12 @@ class LocalRuntime:
         assert self.api is not None
         return self.api.url
 
+    @property
+    def ws_url(self) -> str:
+        """The WebSocket API (`ws://…`; clients add `?ticket=…` from `POST /realtime/tickets`)."""
+        assert self.ws is not None
+        return self.ws.url
+
     def start(self) -> LocalRuntime:
         cfg = self.config
         if cfg.endpoint_url is None:
@@ -90,10 +103,13 @@ class LocalRuntime:
             os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
         self.stack = create_resources(self.template, endpoint_url=self.endpoint_url, region=cfg.region,
                                       stack_name=cfg.stack_name)
+        self.ws = self._websocket_gateway()
         self.env = self._function_env(self.stack)
         os.environ.update(self.env)
         reset_process_caches()
         self.functions = load_functions(tpl.functions(self.template), cfg.region)
+        if self.ws is not None:
+            self.ws.functions = self.functions
         self.api = self._api_gateway()
         self.api.start()
         for mapping in tpl.sqs_mappings(self.template):
@@ -133,8 +149,22 @@ class LocalRuntime:
         })
         if self.endpoint_url:
             env["AWS_ENDPOINT_URL"] = self.endpoint_url
+        if self.ws is not None:
+            env.update({"REALTIME_URL": self.ws.url, "REALTIME_MANAGEMENT_URL": self.ws.management_url})
         env.update(self.config.extra_env)
         return env
+
+    def _websocket_gateway(self) -> LocalWebSocketGateway | None:
+        """The template's WebSocket API, started (functions are attached once loaded)."""
+        apis = tpl.websocket_apis(self.template)
+        if not apis:
+            return None
+        stage = str(self.stack.resolve({"Ref": "StageName"})) if self.stack else "v1"
+        gateway = LocalWebSocketGateway(apis[0], {}, stage=stage, region=self.config.region,
+                                        host=self.config.api_host, port=self.config.ws_port,
+                                        dead_peer_seconds=self.config.ws_dead_peer_seconds)
+        gateway.start()
+        return gateway
 
     def _api_gateway(self) -> LocalApiGateway:
         api_props: dict[str, Any] = next(
@@ -158,6 +188,9 @@ class LocalRuntime:
         if self.api:
             self.api.stop()
             self.api = None
+        if self.ws:
+            self.ws.stop()
+            self.ws = None
         if self.sim is not None:
             self.sim.stop()
             self.sim = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -136,3 +137,49 @@ def authorizers(template: dict[str, Any]) -> dict[str, str]:
         for name, spec in res.get("Properties", {}).get("Auth", {}).get("Authorizers", {}).items():
             found[name] = spec["FunctionArn"]["Fn::GetAtt"][0]
     return found
+
+
+@dataclass(frozen=True)
+class WebSocketApi:
+    """An `AWS::ApiGatewayV2::Api` of protocol WEBSOCKET: its route selection and route key → function."""
+
+    logical_id: str
+    route_selection: str
+    routes: dict[str, str]
+
+
+def _integration_function(template: dict[str, Any], integration: dict[str, Any]) -> str | None:
+    """The function an AWS_PROXY integration invokes (`${Fn.Arn}` in its Sub, or a GetAtt)."""
+    uri = integration.get("Properties", {}).get("IntegrationUri")
+    text = uri.get("Fn::Sub") if isinstance(uri, dict) else uri
+    if isinstance(text, list):
+        text = text[0]
+    if isinstance(text, str):
+        match = re.search(r"\$\{(\w+)\.Arn\}", text)
+        return match.group(1) if match else None
+    if isinstance(uri, dict) and "Fn::GetAtt" in uri:
+        return str(uri["Fn::GetAtt"][0])
+    return None
+
+
+def websocket_apis(template: dict[str, Any]) -> list[WebSocketApi]:
+    """Every WebSocket API of the template with its routes (`Target: integrations/${Integration}`)."""
+    resources = template["Resources"]
+    apis = []
+    for lid, res in resources.items():
+        props = res.get("Properties", {})
+        if res.get("Type") != "AWS::ApiGatewayV2::Api" or props.get("ProtocolType") != "WEBSOCKET":
+            continue
+        routes: dict[str, str] = {}
+        for route in resources.values():
+            rprops = route.get("Properties", {})
+            if route.get("Type") != "AWS::ApiGatewayV2::Route" or rprops.get("ApiId") != {"Ref": lid}:
+                continue
+            target = rprops.get("Target")
+            text = target.get("Fn::Sub") if isinstance(target, dict) else target
+            match = re.search(r"integrations/\$\{(\w+)\}", str(text or ""))
+            function = _integration_function(template, resources[match.group(1)]) if match else None
+            if function:
+                routes[str(rprops["RouteKey"])] = function
+        apis.append(WebSocketApi(lid, str(props.get("RouteSelectionExpression", "$request.body.action")), routes))
+    return apis
