@@ -129,6 +129,7 @@ def test_hosts_dying_lose_nothing_send_nothing_twice_and_never_drive_one_account
         fleet.stop_all()
         stop_all_accounts()
         print(fleet.logs())
-        # Thousands of events nobody reads here: emptied so later tests do not wade through them.
-        boto3.client("sqs", endpoint_url=runtime.endpoint_url, region_name="us-east-1").purge_queue(
-            QueueUrl=runtime.stack.refs["EventsQueue"])
+        # Thousands of events no test reads: emptied so the consumers do not work through them during later tests.
+        sqs = boto3.client("sqs", endpoint_url=runtime.endpoint_url, region_name="us-east-1")
+        for queue in ("EventsQueue", "RealtimeQueue"):  # the webhook and the WebSocket fan-out consumers
+            sqs.purge_queue(QueueUrl=runtime.stack.refs[queue])
