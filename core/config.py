@@ -75,6 +75,9 @@ class Settings(BaseModel):
     aws_connect_timeout: float = Field(default=2.0, gt=0)
     aws_read_timeout: float = Field(default=6.0, gt=0)
     aws_max_attempts: int = Field(default=3, ge=1, description="attempts in all, the first one included")
+    # Meta's Graph API (provider `cloud`); v27.0 is the newest version (2026-11-04), v21.0 ends 2027-01-21.
+    graph_api_base_url: str = "https://graph.facebook.com"
+    graph_api_version: str = Field(default="v27.0", pattern=r"^v\d+\.\d+$")
 
     @property
     def outbound_allow_set(self) -> frozenset[str]:
