@@ -172,8 +172,9 @@ def stack(args: argparse.Namespace) -> Iterator[Bench]:
         if not args.no_proxy:
             proxy, endpoint = start_proxy(moto_url)
         runtime = LocalRuntime(RuntimeConfig(
-            endpoint_url=endpoint, aws_port=free_port(), api_port=free_port(), with_sim=True, sim_port=0,
-            sim_qr_interval=args.qr_interval, extra_env={"POWERTOOLS_LOG_LEVEL": "WARNING"})).start()
+            endpoint_url=endpoint, aws_port=free_port(), api_port=free_port(), ws_port=free_port(),
+            with_sim=True, sim_port=0, sim_qr_interval=args.qr_interval,
+            extra_env={"POWERTOOLS_LOG_LEVEL": "WARNING"})).start()
         key, _ = ensure_bootstrap_key(services(), None)
         bench = Bench(args, workdir, runtime, Api(runtime.api_url, key), Phone(runtime.sim.url),
                       None if proxy is None else endpoint, moto.pid, None if proxy is None else proxy.pid)
