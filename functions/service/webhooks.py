@@ -9,6 +9,7 @@ import json
 import math
 import random
 import secrets
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -255,24 +256,51 @@ def _stalled(item: WebhookDeliveryItem, svc: Services) -> bool:
     return False
 
 
-def plan(svc: Services, body: str, attributes: dict[str, str]) -> list[Job]:
+class Lookups:
+    """Accounts and tenant webhooks read once per batch: a batch's events mostly share a few accounts and one
+    tenant. Lives for one invocation only, so a webhook changed now applies from the next batch on."""
+
+    def __init__(self, svc: Services) -> None:
+        self.svc = svc
+        self._accounts: dict[str, AccountItem | None] = {}
+        self._webhooks: dict[str, list[WebhookItem]] = {}
+        self._lock = threading.Lock()
+
+    def account(self, account_id: str) -> AccountItem | None:
+        with self._lock:
+            if account_id in self._accounts:
+                return self._accounts[account_id]
+        found = _find_account(self.svc, account_id)
+        with self._lock:
+            return self._accounts.setdefault(account_id, found)
+
+    def webhooks(self, tenant_id: str) -> list[WebhookItem]:
+        with self._lock:
+            if tenant_id in self._webhooks:
+                return self._webhooks[tenant_id]
+        found = self.svc.webhooks.list_for_tenant(tenant_id)
+        with self._lock:
+            return self._webhooks.setdefault(tenant_id, found)
+
+
+def plan(svc: Services, body: str, attributes: dict[str, str], lookups: Lookups | None = None) -> list[Job]:
     """The attempts one queue message asks for, already claimed: an event (every matching target) or a retry."""
     if attributes.get("kind") == "webhook.retry":
         return _plan_retry(svc, body)
-    return _plan_event(svc, body, attributes)
+    return _plan_event(svc, body, attributes, lookups or Lookups(svc))
 
 
-def _plan_event(svc: Services, body: str, attributes: dict[str, str]) -> list[Job]:
+def _plan_event(svc: Services, body: str, attributes: dict[str, str], lookups: Lookups) -> list[Job]:
     try:
         event = Event.model_validate_json(body)
     except ValidationError as exc:
         logger.warning("not an event: dropped", extra={"error": str(exc)[:500]})
         return []
-    account = _find_account(svc, event.account_id)
+    account = lookups.account(event.account_id)
     tenant_id = attributes.get("tenant_id") or (account.tenant_id if account is not None else None)
     targets = [t for t in [_account_target(account, event.type.value)] if t is not None]
     if tenant_id:
-        targets += [t for t in (_tenant_target(w, event.type.value) for w in svc.webhooks.list_for_tenant(tenant_id))
+        targets += [t for t in (_tenant_target(w, event.type.value) for w in lookups.webhooks(tenant_id))
                     if t is not None]
     jobs = []
     for target in targets:

@@ -8,6 +8,7 @@ never in here. A record whose work could not be stored or scheduled fails alone 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from typing import Any
@@ -34,7 +35,7 @@ async def record_handler(record: SQSRecord) -> None:
     be recorded."""
     svc, loop = services(), asyncio.get_running_loop()
     attributes = {name: value.string_value or "" for name, value in record.message_attributes.items()}
-    jobs = await loop.run_in_executor(_pool(), service.plan, svc, record.body, attributes)
+    jobs = await loop.run_in_executor(_pool(), service.plan, svc, record.body, attributes, _batch_lookups(svc))
     results = await asyncio.gather(*(loop.run_in_executor(_pool(), service.deliver, svc, job) for job in jobs),
                                    return_exceptions=True)
     failures = [r for r in results if isinstance(r, BaseException)]
@@ -47,9 +48,19 @@ async def record_handler(record: SQSRecord) -> None:
         raise failures[0]
 
 
+_lookups: contextvars.ContextVar[service.Lookups | None] = contextvars.ContextVar("webhook_lookups", default=None)
+
+
+def _batch_lookups(svc: Any) -> service.Lookups:
+    """The current batch's shared reads (set by lambda_handler for each invocation)."""
+    lookups = _lookups.get()
+    return lookups if lookups is not None else service.Lookups(svc)
+
+
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    _lookups.set(service.Lookups(services()))
     return dict(async_process_partial_response(event=event, record_handler=record_handler, processor=processor,
                                                context=context))
