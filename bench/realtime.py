@@ -453,7 +453,9 @@ def ms(value: float, digits: int = 0) -> str:
 
 def render(fanouts: list[dict[str, Any]], link: dict[str, Any] | None, first: dict[str, Any] | None,
            args: argparse.Namespace, command: str) -> str:
-    lines = [f"Measured {machine()} ({source_state()}) with `{command}`.", ""]
+    lines = [f"Measured {machine()} ({source_state()}) with `{command}`; 1-minute load average "
+             f"{args.load_before:.1f} at the start and {os.getloadavg()[0]:.1f} at the end (other jobs share "
+             "these cores: above 2, they slowed what is measured here).", ""]
     if fanouts:
         lines += ["### Event → WebSocket clients", "",
                   "N WebSocket clients of one tenant's admin key, each with its own ticket "
@@ -527,7 +529,9 @@ def render(fanouts: list[dict[str, Any]], link: dict[str, Any] | None, first: di
                   f"{ms(min(in_page))} ms | {ms(max(in_page))} ms |",
                   f"| the same from Python | {ms(statistics.median(outside))} ms | {ms(min(outside))} ms | "
                   f"{ms(max(outside))} ms |", "",
-                  "API calls the page made per load (until the socket was live):", "",
+                  "API calls the page made per load (until the socket was live). Rows are drawn once every "
+                  "page of `GET /accounts` (100 numbers each, fetched one after another) has arrived, so with "
+                  f"{first['accounts']} numbers those sequential calls are most of the time:", "",
                   "| call | per load | median ms |", "|---|---|---|",
                   *[f"| `{name}` | {count / loads:g} | {ms(statistics.median(durations[name]) / 1000)} |"
                     for name, count in sorted(per_load.items(), key=lambda kv: -kv[1])], ""]
@@ -598,6 +602,7 @@ def main(argv: list[str] | None = None) -> None:
     command = "python -m bench.realtime" + (" " + " ".join(given) if given else "")
     fanouts: list[dict[str, Any]] = []
     link = first = None
+    args.load_before = os.getloadavg()[0]
     with stack(args) as bench:
         if "fanout" not in args.skip:
             for i, clients in enumerate(args.clients):
