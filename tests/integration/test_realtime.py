@@ -266,18 +266,21 @@ def test_a_dead_connection_is_dropped_and_does_not_hold_back_a_healthy_one(tenan
             started = time.monotonic()
             event = publish(account)
             assert (await healthy.receive())["id"] == event
-            assert time.monotonic() - started < 5
+            assert time.monotonic() - started < 15  # long before the gateway would notice the dead peer (30 s)
             # And the fan-out dropped the dead one (the gateway's own $disconnect comes 30 s later)
             await asyncio.to_thread(wait_until, lambda: len(services().realtime.subscribers(tenant)) == 1, WAIT,
                                     "the dead connection dropped")
-            assert time.monotonic() - started < 20
+            assert time.monotonic() - started < 27  # dropped by the fan-out, not by the gateway's $disconnect
             event = publish(account)
             assert (await healthy.receive())["id"] == event
 
     run(scenario())
 
 
-def test_a_hung_connection_costs_one_timeout_while_the_others_get_their_events() -> None:
+HUNG = 15.0
+
+
+def test_a_hung_connection_costs_one_timeout_while_the_others_get_their_events(runtime: Any) -> None:
     # Given a management API where one connection's post hangs and the others' answer at once
     from core.models.common import Principal, Role
     from core.models.events import Event
@@ -288,27 +291,29 @@ def test_a_hung_connection_costs_one_timeout_while_the_others_get_their_events()
     receiver = Receiver()
     try:
         base = services()
-        svc = dataclasses.replace(base, connections=ConnectionPoster(receiver.url("/v1"), "us-east-1", 1.0))
+        timeout = 3.0  # the fan-out's post timeout; the hung connection answers only after HUNG seconds
+        svc = dataclasses.replace(base, connections=ConnectionPoster(receiver.url("/v1"), "us-east-1", timeout))
         tenant = f"t-{uuid.uuid4().hex[:12]}"
         principal = Principal(key_id="k", tenant_id=tenant, role=Role.VIEWER)
         for connection_id in ("hung", "fast-1", "fast-2"):
             svc.realtime.subscribe(connection_id, principal, None, None)
-        receiver.script("/v1/%40connections/hung", Answer(sleep=5))
-        receiver.script("/v1/@connections/hung", Answer(sleep=5))
+        receiver.script("/v1/%40connections/hung", Answer(sleep=HUNG))
+        receiver.script("/v1/@connections/hung", Answer(sleep=HUNG))
         events = [Event(id=f"evt_{uuid.uuid4().hex}", type=EventType.MESSAGE_STATUS,
                         created_at="2026-01-01T00:00:00.000Z", account_id="acc_1", data={"n": n}) for n in range(3)]
         # When the fan-out posts a batch of three events
         started = time.monotonic()
         result = realtime.fan_out(svc, [(e.model_dump_json(), {"tenant_id": tenant}) for e in events])
         took = time.monotonic() - started
-        # Then the healthy connections got every event in order without waiting for the hung one
+        # Then the healthy connections got every event in order while the hung post was still waiting (before its
+        # timeout ran out): ordering of events on one clock, not a wall-clock budget
+        [hung] = [s for s in receiver.requests() if s.path.endswith("connections/hung")]
         for connection_id in ("fast-1", "fast-2"):
             seen = [s for s in receiver.requests() if s.path.endswith(f"connections/{connection_id}")]
             assert [json.loads(s.body)["data"]["n"] for s in seen] == [0, 1, 2]
-            assert seen[-1].at - started < 0.8
-        # And the hung one cost one timeout, was posted to once, and is dropped
-        assert took < 3, took
-        assert len([s for s in receiver.requests() if s.path.endswith("connections/hung")]) == 1
+            assert seen[-1].at < hung.at + timeout
+        # And the hung one was posted to once, given up on (the batch did not wait for its answer), and is dropped
+        assert took < HUNG, took
         assert result.sent == 6 and result.dropped == 1
         assert sorted(s.connection_id for s in svc.realtime.subscribers(tenant)) == ["fast-1", "fast-2"]
         for connection_id in ("fast-1", "fast-2"):
