@@ -112,7 +112,8 @@ def bare_loop(receiver: Receiver, account_id: str, n: int) -> float:
 
 
 def publish(bench: Bench, account_id: str, tenant_id: str, n: int, rate: float | None) -> dict[str, float]:
-    """Publish `n` events as hosts do (EventBus → events queue); returns event id → publish time (monotonic)."""
+    """Publish `n` events straight to the webhook dispatcher's queue (hosts publish to the topic, which delivers
+    them there); returns event id → publish time (monotonic)."""
     from core.models.events import EventType
     from core.store.queues import EventBus
 
@@ -185,7 +186,7 @@ def per_delivery(rows: list[dict[str, Any]], deliveries: int) -> list[tuple[str,
         if row["caller"] != STACK_CALLER or row["service"] not in ("dynamodb", "sqs", "kms"):
             continue
         if row["operation"] == "SendMessage" and str(row["resource"]).endswith("events"):
-            continue  # the benchmark publishing, as hosts do
+            continue  # the benchmark publishing
         if row["operation"] == "ReceiveMessage" and not str(row["resource"]).endswith(("events", "retries")):
             continue  # other pollers of the local runtime (ingress) waiting on empty queues
         name = f"{row['service']} {row['operation']} ({str(row['resource']).removeprefix('wagate-')})"
@@ -214,7 +215,8 @@ def render(media: dict[str, list[float]] | None, hooks: dict[str, Any] | None, a
     if hooks is not None:
         lat = hooks["latencies"]
         lines += ["### Webhook deliveries", "",
-                  f"{args.events} events published at once to the events queue (as hosts do), delivered by the "
+                  f"{args.events} events published at once to the dispatcher's events queue (where the topic "
+                  "delivers hosts' events), delivered by the "
                   "dispatcher (WebhookFunction behind the local SQS poller: batches of 10, targets in parallel) as "
                   "signed POSTs to a loopback receiver; beside it, one keep-alive client POSTing the same bodies "
                   "to the same receiver in a loop, measured in the same run. Latency: "
