@@ -180,7 +180,7 @@ class Inbound:
         message_id = None
         if target is not None and target.account_id == self.runner.account_id:
             message_id = target.message_id
-            await self.store.annotate_edit(self.runner.lease, message_id, "contact", body)
+            await self.store.annotate_edit(self.runner.lease, message_id, body)
         phone, lid = await self.sender(event.get("from") or event.get("chat"))
         await self.runner.publish(EventType.MESSAGE_EDITED, {
             "message_id": message_id, "wa_message_id": key, "from": phone, "from_lid": lid, "text": {"body": body}},

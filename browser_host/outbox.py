@@ -127,7 +127,7 @@ class Outbox:
             await self._fail(item, "invalid_message", "the stored message cannot be read")
             return True
         try:
-            outgoing = await self._prepare(item, envelope)
+            outgoing, target_id = await self._prepare(item, envelope)
         except PermanentSendError as exc:
             await self._fail(item, exc.code, str(exc))
             return True
@@ -166,7 +166,7 @@ class Outbox:
         if page is None:
             return False
         if outgoing.is_operation:
-            return await self._operate(item, envelope, outgoing, before_send, current)
+            return await self._operate(item, envelope, outgoing, target_id, before_send, current)
         # Known before the hand-over: WhatsApp's ack can arrive before `deliver` returns.
         self._remember(serialized, item)
         try:
@@ -199,17 +199,16 @@ class Outbox:
                  item.attempts, item.correlation_id)
         return True
 
-    async def _prepare(self, item: MessageItem, envelope: dict[str, Any]) -> Outgoing:
-        """What the page needs besides the envelope: the WhatsApp key of the message it quotes or acts on, and
-        the bytes of its media (loaded per attempt: nothing large is kept between attempts)."""
-        target_key = None
+    async def _prepare(self, item: MessageItem, envelope: dict[str, Any]) -> tuple[Outgoing, str | None]:
+        """The page's call, and the id of the message it quotes or acts on: besides the envelope, the page needs
+        that message's WhatsApp key and the bytes of the media (loaded per attempt: nothing large is kept)."""
+        target_key = target_id = None
         ref = target_of(envelope)
         if ref:
-            target = await self.store.find_message(self.runner.account_id, ref) if ref.startswith("msg_") \
-                else await self.store.by_wa_id(ref)
-            if target is None or target.account_id != self.runner.account_id or not target.wa_message_id:
+            target = await self.store.find_ref(self.runner.account_id, ref)
+            if target is None or not target.wa_message_id:
                 raise PermanentSendError("message_not_found", f"message {ref} has no WhatsApp id in this account")
-            target_key = str(target.wa_message_id)
+            target_key, target_id = str(target.wa_message_id), target.message_id
         media = None
         kind = str(envelope.get("type"))
         if kind in MEDIA_TYPES:
@@ -221,9 +220,9 @@ class Outbox:
                     raise PermanentSendError(exc.code, exc.message) from exc
                 raise TransientSendError(f"{exc.code}: {exc.message}") from exc
             media = MediaBytes(loaded.data, loaded.mime_type, loaded.filename)
-        return compose(item.message_id, envelope, target_key=target_key, media=media)
+        return compose(item.message_id, envelope, target_key=target_key, media=media), target_id
 
-    async def _operate(self, item: MessageItem, envelope: dict[str, Any], outgoing: Outgoing,
+    async def _operate(self, item: MessageItem, envelope: dict[str, Any], outgoing: Outgoing, target_id: str | None,
                        before_send: Callable[[], Awaitable[None]], current: list[MessageItem]) -> bool:
         """A reaction, edit, revoke or read receipt: done when WhatsApp Web has done it (`sent`), and the message
         it acted on shows the change."""
@@ -238,18 +237,13 @@ class Outbox:
             return True
         except TransientSendError as exc:
             return self._later(current[0], exc)
-        target = str(envelope.get("message_id") or "")
-        if outgoing.call == "edit" and target:
-            await self.store.annotate_edit(self.runner.lease, target, "me", str(envelope["text"]["body"]))
-        elif outgoing.call == "revoke" and target:
-            await self.store.annotate_revoke(self.runner.lease, target)
-        elif outgoing.call == "reaction":
-            reacted = await self.store.find_message(self.runner.account_id, str(envelope["reaction"]["message_id"])) \
-                if str(envelope["reaction"]["message_id"]).startswith("msg_") \
-                else await self.store.by_wa_id(str(envelope["reaction"]["message_id"]))
-            if reacted is not None:
-                await self.store.annotate_reaction(self.runner.lease, reacted.message_id, "me",
-                                                   str(envelope["reaction"].get("emoji") or ""))
+        if target_id and outgoing.call == "edit":
+            await self.store.annotate_edit(self.runner.lease, target_id, str(envelope["text"]["body"]))
+        elif target_id and outgoing.call == "revoke":
+            await self.store.annotate_revoke(self.runner.lease, target_id)
+        elif target_id and outgoing.call == "reaction":
+            await self.store.annotate_reaction(self.runner.lease, target_id, "me",
+                                               str(envelope["reaction"].get("emoji") or ""))
         self.references[item.message_id] = item.client_reference
         await self._advance_to(current[0], MessageStatus.SENT, f"{outgoing.call} done")
         return True

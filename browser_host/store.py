@@ -138,6 +138,9 @@ class HostStore:
     async def fail(self, item: MessageItem, code: str, text: str, lease: Lease | None) -> bool:
         return await asyncio.to_thread(self.messages.fail, item, code, text, lease.token if lease else None)
 
+    async def find_ref(self, account_id: str, ref: str) -> MessageItem | None:
+        return await asyncio.to_thread(self.messages.find_ref, account_id, ref)
+
     async def by_wa_id(self, serialized: str) -> MessageItem | None:
         return await asyncio.to_thread(self.messages.by_wa_id, serialized)
 
@@ -160,7 +163,7 @@ class HostStore:
         return await asyncio.to_thread(self.messages.record_reaction, lease.account_id, message_id, sender, emoji,
                                        lease.token)
 
-    async def annotate_edit(self, lease: Lease, message_id: str, sender: str, body: str) -> bool:
+    async def annotate_edit(self, lease: Lease, message_id: str, body: str) -> bool:
         return await asyncio.to_thread(self.messages.record_edit, lease.account_id, message_id, body, lease.token)
 
     async def annotate_revoke(self, lease: Lease, message_id: str) -> bool:

@@ -165,6 +165,12 @@ class MessageRepository:
                                extra=[MessageItem.error_code.set(code), MessageItem.error_message.set(message[:2000])],
                                token=token)
 
+    def find_ref(self, account_id: str, ref: str) -> MessageItem | None:
+        """A message of this account named by its wagate id (`msg_…`) or its WhatsApp id (what replies,
+        reactions, read receipts, edits and revokes point at)."""
+        item = self.find(account_id, ref) if ref.startswith("msg_") else self.by_wa_id(ref)
+        return item if item is not None and item.account_id == account_id else None
+
     def by_wa_id(self, wa_message_id: str) -> MessageItem | None:
         for item in MessageItem.wa_message_index.query(wa_message_id, limit=1):
             return self.find(item.account_id, item.message_id)

@@ -84,8 +84,8 @@ def body_hash(envelope: dict[str, Any]) -> str:
 def find_target(svc: Services, account_id: str, ref: str) -> MessageItem:
     """A message of this account named by its wagate id or its WhatsApp id (what replies, reactions, read
     receipts, edits and revokes point at)."""
-    item = svc.messages.find(account_id, ref) if ref.startswith("msg_") else svc.messages.by_wa_id(ref)
-    if item is None or item.account_id != account_id:
+    item = svc.messages.find_ref(account_id, ref)
+    if item is None:
         raise NotFound(f"message {ref} not found in this account", code="message_not_found")
     return item
 
