@@ -78,6 +78,11 @@ class Settings(BaseModel):
     # Meta's Graph API (provider `cloud`); v27.0 is the newest version (2026-11-04), v21.0 ends 2027-01-21.
     graph_api_base_url: str = "https://graph.facebook.com"
     graph_api_version: str = Field(default="v27.0", pattern=r"^v\d+\.\d+$")
+    graph_timeout_seconds: float = Field(default=10.0, gt=0, le=25)
+    # Cloud accounts' messages: FIFO queue (one group per account keeps their order) the cloud sender drains.
+    cloud_outbox_queue_url: str = ""
+    # Meta's webhooks to /webhooks/meta/{account_id} (public): requests per account and minute before 429.
+    meta_webhook_per_minute: int = Field(default=600, ge=1)
 
     @property
     def outbound_allow_set(self) -> frozenset[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from core.models.events import EventType
 from core.models.validators import check_metadata, check_webhook_url, normalise_phone
@@ -56,6 +56,64 @@ class WebhookView(BaseModel):
     has_secret: bool
 
 
+#: Providers: `web` (WhatsApp Web driven by a browser host) and `cloud` (Meta's Cloud API; `meta`, the legacy
+#: platform's name for it, means the same and is stored as `cloud`).
+CLOUD_PROVIDERS = frozenset({"cloud", "meta"})
+_GRAPH_ID = r"^[0-9]{1,32}$"
+
+
+class CloudCredentials(BaseModel):
+    """A Cloud API number: its Graph ids and the secrets wagate uses (write-only: stored encrypted, never returned)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    phone_number_id: str = Field(pattern=_GRAPH_ID, examples=["106540352242922"],
+                                 description="The number's id in Meta's WhatsApp Manager.")
+    waba_id: str | None = Field(default=None, pattern=_GRAPH_ID, description="WhatsApp Business Account id.")
+    access_token: str = Field(min_length=16, max_length=2048,
+                              description="System-user or user access token with whatsapp_business_messaging.")
+    app_secret: str | None = Field(default=None, min_length=8, max_length=256,
+                                   description="The Meta app's secret: checks `X-Hub-Signature-256` of its webhooks.")
+    verify_token: str | None = Field(default=None, min_length=8, max_length=256,
+                                     description="What you enter as the webhook's verify token at Meta.")
+
+
+class CloudCredentialsUpdate(BaseModel):
+    """`cloud` in `PATCH /accounts/{id}`: fields present replace the stored ones (rotate a token this way)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    phone_number_id: str | None = Field(default=None, pattern=_GRAPH_ID)
+    waba_id: str | None = Field(default=None, pattern=_GRAPH_ID)
+    access_token: str | None = Field(default=None, min_length=16, max_length=2048)
+    app_secret: str | None = Field(default=None, min_length=8, max_length=256)
+    verify_token: str | None = Field(default=None, min_length=8, max_length=256)
+
+
+class CloudView(BaseModel):
+    """A cloud account's Cloud API side, secrets reduced to whether they are set."""
+
+    phone_number_id: str | None = None
+    waba_id: str | None = None
+    display_phone_number: str | None = None
+    verified_name: str | None = None
+    has_access_token: bool
+    has_app_secret: bool
+    has_verify_token: bool
+    webhook_path: str = Field(description="Where Meta must send this number's webhooks (callback URL path).")
+
+
+class AccountOptions(BaseModel):
+    """Per-account behaviour."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    interactive_fallback: Literal["refuse", "numbered_text"] = Field(
+        default="refuse",
+        description="Web accounts: `refuse` interactive messages (buttons, lists) with a clear error, or send them "
+                    "as numbered text whose numeric reply comes back as the matching interactive reply.")
+
+
 class AccountCreate(BaseModel):
     """Body of `POST /accounts`."""
 
@@ -63,12 +121,26 @@ class AccountCreate(BaseModel):
 
     account_name: str = Field(min_length=1, max_length=100, examples=["Support line"])
     phone_number: str | None = Field(default=None, examples=["+15551234567"])
-    provider: Literal["web"] = "web"
+    provider: Literal["web", "cloud", "meta"] = Field(
+        default="web", description="`web`: linked by QR/pairing code on a browser host; `cloud` (or `meta`): "
+                                   "Meta's Cloud API, needs `cloud` credentials.")
+    cloud: CloudCredentials | None = None
+    options: AccountOptions | None = None
     metadata: dict[str, Any] = Field(default_factory=dict, description="Free-form, up to 8 KB of JSON.")
     webhook: WebhookSettings | None = None
 
     _phone = field_validator("phone_number")(normalise_phone)
     _metadata = field_validator("metadata")(check_metadata)
+
+    @model_validator(mode="after")
+    def _provider_fits(self) -> AccountCreate:
+        if self.provider in CLOUD_PROVIDERS:
+            self.provider = "cloud"
+            if self.cloud is None:
+                raise ValueError("provider cloud needs `cloud` credentials (phone_number_id, access_token)")
+        elif self.cloud is not None:
+            raise ValueError("`cloud` credentials are only for provider cloud")
+        return self
 
 
 class AccountUpdate(BaseModel):
@@ -80,6 +152,8 @@ class AccountUpdate(BaseModel):
     phone_number: str | None = None
     metadata: dict[str, Any] | None = None
     webhook: WebhookSettings | None = None
+    cloud: CloudCredentialsUpdate | None = Field(default=None, description="Cloud accounts only.")
+    options: AccountOptions | None = None
     version: int | None = Field(default=None, ge=1, description="Expected version (or send `If-Match`).")
 
     _phone = field_validator("phone_number")(normalise_phone)
@@ -101,7 +175,9 @@ class Account(BaseModel):
     account_id: str
     account_name: str
     phone_number: str | None = None
-    provider: str = "web"
+    provider: Literal["web", "cloud"] = "web"
+    cloud: CloudView | None = None
+    options: AccountOptions = Field(default_factory=AccountOptions)
     connection_status: ConnectionStatus
     status_reason: str | None = None
     desired_state: DesiredState

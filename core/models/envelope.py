@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from core.models.accounts import ACCOUNT_ID_PATTERN
+from core.models.rich import InteractiveBody, TemplateBody
 
 _TO = re.compile(r"^(\+?[1-9]\d{6,14}|\d{6,32}(-\d{6,20})?@g\.us)$")
 # Inline media stays small enough for an SQS ingress message (256 KB, base64 included); larger media goes
@@ -267,6 +268,21 @@ class PollMessage(_Envelope):
     poll: PollBody
 
 
+class TemplateMessage(_Envelope):
+    """Cloud API numbers only (WhatsApp Web has no templates)."""
+
+    type: Literal["template"]
+    template: TemplateBody
+
+
+class InteractiveMessage(_Envelope):
+    """Buttons, lists, CTA URLs, flows: Cloud API numbers; WhatsApp Web numbers only as numbered text, when their
+    `options.interactive_fallback` is `numbered_text`."""
+
+    type: Literal["interactive"]
+    interactive: InteractiveBody
+
+
 class MarkRead(_Strict):
     """Cloud API read receipt: `{"messaging_product": "whatsapp", "status": "read", "message_id": ...}` on the send
     endpoint; the contact sees the chat read up to that message."""
@@ -284,13 +300,14 @@ class EditRequest(_Strict):
 
 VARIANTS: tuple[type[_Envelope], ...] = (
     TextMessage, ImageMessage, VideoMessage, AudioMessage, DocumentMessage,
-    StickerMessage, LocationMessage, ContactsMessage, ReactionMessage, PollMessage,
+    StickerMessage, LocationMessage, ContactsMessage, ReactionMessage, PollMessage, TemplateMessage,
+    InteractiveMessage,
 )
 MEDIA_TYPES = frozenset({"image", "video", "audio", "document", "sticker"})
 
 OutboundMessage = Annotated[
     TextMessage | ImageMessage | VideoMessage | AudioMessage | DocumentMessage | StickerMessage
-    | LocationMessage | ContactsMessage | ReactionMessage | PollMessage,
+    | LocationMessage | ContactsMessage | ReactionMessage | PollMessage | TemplateMessage | InteractiveMessage,
     Field(discriminator="type"),
 ]
 OUTBOUND_ADAPTER: TypeAdapter[Any] = TypeAdapter(OutboundMessage)
@@ -313,6 +330,7 @@ SendRequest = Annotated[
     | Annotated[DocumentMessage, Tag("document")] | Annotated[StickerMessage, Tag("sticker")]
     | Annotated[LocationMessage, Tag("location")] | Annotated[ContactsMessage, Tag("contacts")]
     | Annotated[ReactionMessage, Tag("reaction")] | Annotated[PollMessage, Tag("poll")]
+    | Annotated[TemplateMessage, Tag("template")] | Annotated[InteractiveMessage, Tag("interactive")]
     | Annotated[MarkRead, Tag("read")],
     Discriminator(_send_kind),
 ]
@@ -334,7 +352,8 @@ def _ingress_variant(variant: type[_Envelope]) -> type[_Envelope]:
 _INGRESS = tuple(_ingress_variant(v) for v in VARIANTS)
 IngressMessage = Annotated[
     _INGRESS[0] | _INGRESS[1] | _INGRESS[2] | _INGRESS[3] | _INGRESS[4] | _INGRESS[5]  # type: ignore[valid-type]
-    | _INGRESS[6] | _INGRESS[7] | _INGRESS[8] | _INGRESS[9],  # type: ignore[valid-type]
+    | _INGRESS[6] | _INGRESS[7] | _INGRESS[8] | _INGRESS[9] | _INGRESS[10]  # type: ignore[valid-type]
+    | _INGRESS[11],  # type: ignore[valid-type]
     Field(discriminator="type"),
 ]
 INGRESS_ADAPTER: TypeAdapter[Any] = TypeAdapter(IngressMessage)

@@ -11,7 +11,9 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from core.models.accounts import (
     AccountAction,
     AccountCreate,
+    AccountOptions,
     AccountUpdate,
+    CloudView,
     ConnectionStatus,
     DesiredState,
     StatusChange,
@@ -91,6 +93,8 @@ class Session(BaseModel):
     session_name: str
     phone_number: str | None = None
     provider: str = "web"
+    cloud: CloudView | None = None
+    options: AccountOptions = Field(default_factory=AccountOptions)
     status: LegacyStatus
     status_reason: str | None = None
     desired_state: DesiredState

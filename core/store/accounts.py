@@ -12,7 +12,7 @@ from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 
 from core.errors import Conflict, DependencyFailure, LeaseLost, NotFound, PreconditionFailed
-from core.models.accounts import ConnectionStatus
+from core.models.accounts import CLOUD_PROVIDERS, ConnectionStatus
 from core.models.common import utcnow
 from core.store.conditions import decode_cursor, encode_cursor, is_conditional
 from core.store.tables import AccountItem
@@ -46,6 +46,8 @@ class AccountChange:
     action_requested_at: str | Unset = UNSET
     pairing: dict[str, Any] | Unset | None = UNSET
     qr: dict[str, Any] | Unset | None = UNSET
+    cloud: dict[str, Any] | Unset | None = UNSET
+    options: dict[str, Any] | Unset | None = UNSET
     status: ConnectionStatus | None = None  # with `reason`: a transition recorded in the bounded history
     reason: str | None = None
 
@@ -53,7 +55,7 @@ class AccountChange:
         """Update actions for `item` as currently stored (the history is rebuilt from it)."""
         actions: list[Any] = []
         for name in ("account_name", "phone_number", "metadata", "webhook", "desired_state", "pending_action",
-                     "action_requested_at", "pairing", "qr"):
+                     "action_requested_at", "pairing", "qr", "cloud", "options"):
             value = getattr(self, name)
             if value is UNSET:
                 continue
@@ -148,6 +150,10 @@ class AccountRepository:
                 item = self.get(item.account_id)
         return self.update(item, decide(item).actions(item))
 
+    def remove(self, account_id: str) -> None:
+        """Delete an account item outright (a Cloud API account: no device to log out, no snapshot)."""
+        AccountItem(account_id).delete(add_version_condition=False)
+
     def mark_deleted(self, item: AccountItem) -> None:
         """Hide the account from every read and ask a host to log its device out and purge it.
 
@@ -160,8 +166,10 @@ class AccountRepository:
     # --- what hosts do (every write fenced by the lease token) ---------------------------------------------
 
     def needing_a_host(self) -> list[AccountItem]:
-        """Accounts a host must open: running ones, and ones to log out or purge (deleted included)."""
-        return [item for state in (RUNNING, LOGOUT, DELETED) for item in AccountItem.desired_state_index.query(state)]
+        """Accounts a host must open: running ones, and ones to log out or purge (deleted included). Cloud API
+        accounts never need one (nothing to open: the Graph API is their connection)."""
+        return [item for state in (RUNNING, LOGOUT, DELETED) for item in AccountItem.desired_state_index.query(state)
+                if item.provider not in CLOUD_PROVIDERS]
 
     def read(self, account_id: str) -> AccountItem | None:
         """The item as stored, tombstones included (hosts finish deleting them)."""

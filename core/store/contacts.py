@@ -37,9 +37,15 @@ class ContactRepository:
 
     def take_check(self, account_id: str, per_minute: int) -> int:
         """Count one check against this minute's budget; 0 when allowed, else seconds until the next minute."""
+        return self.take_budget(account_id, "", per_minute)
+
+    def take_budget(self, account_id: str, name: str, per_minute: int) -> int:
+        """Count one use of the account's `name` budget this minute (fixed window in the contacts table): 0 when
+        allowed, else the seconds until the next minute."""
         minute = int(time.time() // 60)
+        key = f"{RATE_PREFIX}{name}#{minute}" if name else f"{RATE_PREFIX}{minute}"
         try:
-            ContactItem(account_id, f"{RATE_PREFIX}{minute}").update(
+            ContactItem(account_id, key).update(
                 actions=[ContactItem.checks.add(1), ContactItem.expires_at.set(minute * 60 + 180)],
                 condition=ContactItem.checks.does_not_exist() | (ContactItem.checks < per_minute))
         except UpdateError as exc:

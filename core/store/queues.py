@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -45,6 +46,38 @@ class Nudges:
                            extra={"account_id": account_id, "reason": reason, "error": type(exc).__name__})
             return False
         return True
+
+
+class CloudOutbox:
+    """Cloud API accounts' messages on their way to the cloud sender: a FIFO queue, one message group per
+    account (its messages leave in order, one at a time). Like a nudge it only names the message row (the
+    truth); a lost one costs the sweeper's next pass, never the message."""
+
+    def __init__(self, queue_url: str) -> None:
+        self.queue_url = queue_url
+
+    def send(self, account_id: str, message_id: str, *, again: bool = False) -> bool:
+        """Queue `message_id` for sending; `again` (a re-nudge) bypasses the queue's 5-minute de-duplication of
+        the first one. False (logged) when SQS refused it."""
+        if not self.queue_url:
+            return False
+        dedup = f"{message_id}.{time.time_ns()}" if again else message_id
+        params: dict[str, Any] = {"QueueUrl": self.queue_url,
+                                  "MessageBody": json.dumps({"account_id": account_id, "message_id": message_id})}
+        if self.queue_url.endswith(".fifo"):
+            params.update(MessageGroupId=account_id, MessageDeduplicationId=dedup[:128])
+        try:
+            client("sqs").send_message(**params)
+        except (ClientError, BotoCoreError) as exc:
+            logger.warning("cloud outbox message not sent; the sweeper queues it again",
+                           extra={"account_id": account_id, "message_id": message_id, "error": type(exc).__name__})
+            return False
+        return True
+
+    def postpone(self, receipt_handle: str, seconds: float) -> None:
+        """Make a received message visible again in `seconds` (a retry; its group waits meanwhile)."""
+        client("sqs").change_message_visibility(QueueUrl=self.queue_url, ReceiptHandle=receipt_handle,
+                                                VisibilityTimeout=max(0, min(int(seconds + 0.999), 43_200)))
 
 
 class HostInbox:

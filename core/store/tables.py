@@ -75,6 +75,9 @@ class AccountItem(Model):
     status_history = ListAttribute[Any](default=list)
     qr = MapAttribute[str, Any](null=True)
     pairing = MapAttribute[str, Any](null=True)
+    # provider `cloud`: Graph ids, display info and KMS-encrypted secrets (`*_ciphertext`); see functions/service/cloud.
+    cloud = MapAttribute[str, Any](null=True)
+    options = MapAttribute[str, Any](null=True)
     host_id = UnicodeAttribute(null=True)
     # Fencing: the token of the lease the current (or last) owner holds; only grows. Host writes require it.
     lease_token = NumberAttribute(null=True)
@@ -242,6 +245,8 @@ class WebhookItem(Model):
     secret_ciphertext = UnicodeAttribute()
     description = UnicodeAttribute(null=True)
     enabled = BooleanAttribute(default=True)
+    format = UnicodeAttribute(null=True)  # "meta": Meta's Cloud API payloads; absent: wagate's events
+    verify_token_ciphertext = UnicodeAttribute(null=True)  # the hub.verify_token of the handshake, KMS-encrypted
     created_at = UnicodeAttribute()
     updated_at = UnicodeAttribute()
 
@@ -277,7 +282,9 @@ class WebhookDeliveryItem(Model):
     last_latency_ms = NumberAttribute(null=True)
     last_error = UnicodeAttribute(null=True)
     next_retry_at = UnicodeAttribute(null=True)
-    event = UnicodeAttribute()  # the exact JSON text that is POSTed
+    event = UnicodeAttribute()  # the event's exact JSON text (what is POSTed unless `body` is set)
+    format = UnicodeAttribute(null=True)  # "meta": `body` is Meta's payload, signed with X-Hub-Signature-256
+    body = UnicodeAttribute(null=True)  # the exact text POSTed when it is not the event (the Meta format)
     history = ListAttribute[Any](default=list)  # the last attempts: at, attempt, status_code, latency_ms, error
     created_at = UnicodeAttribute()
     updated_at = UnicodeAttribute()

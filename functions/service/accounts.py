@@ -17,6 +17,7 @@ from core.models.accounts import (
     AccountAction,
     AccountActionAccepted,
     AccountCreate,
+    AccountOptions,
     AccountUpdate,
     ConnectionStatus,
     DesiredState,
@@ -32,6 +33,7 @@ from core.net import OutboundPolicy, UnresolvedHost, UnsafeUrl, check_url
 from core.store import secrets as secret_store
 from core.store.accounts import LOGOUT, AccountChange, plain
 from core.store.tables import AccountItem
+from functions.service import cloud_accounts as cloud
 from functions.service.context import Services
 
 STATUS_HISTORY_LIMIT = 20
@@ -56,9 +58,14 @@ def to_view(item: AccountItem) -> Account:
         with contextlib.suppress(ValidationError, TypeError, ValueError):
             history.append(StatusChange.model_validate(plain(entry)))
     actions = {a.value for a in AccountAction}
+    options = plain(item.options) if getattr(item, "options", None) else {}
+    shown_options = AccountOptions()
+    with contextlib.suppress(ValidationError, TypeError, ValueError):
+        shown_options = AccountOptions.model_validate(options)
     return Account(
         account_id=item.account_id, account_name=item.account_name, phone_number=item.phone_number,
-        provider=item.provider,
+        provider="cloud" if cloud.is_cloud(item) else "web", cloud=cloud.view(item),
+        options=shown_options,
         connection_status=ConnectionStatus(item.connection_status) if item.connection_status in
         ConnectionStatus.__members__ else ConnectionStatus.FAILED,
         status_reason=item.status_reason,
@@ -115,13 +122,21 @@ def create_account(svc: Services, principal: Principal, body: AccountCreate) -> 
     if principal.account_ids:
         raise Forbidden("account-scoped keys cannot create accounts", code="forbidden_scope")
     now = utcnow()
-    status = ConnectionStatus.STOPPED
+    status, reason, desired = ConnectionStatus.STOPPED, "created", DesiredState.STOPPED
+    phone, stored_cloud = body.phone_number, None
+    if body.cloud is not None:  # a Cloud API number: its token is checked now (WORKING or FAILED with why)
+        stored_cloud = cloud.stored_map(body.cloud)
+        status, reason, stored_cloud = cloud.check(svc, stored_cloud, body.cloud.access_token)
+        desired = DesiredState.RUNNING
+        phone = phone or cloud.digits(stored_cloud.get("display_phone_number"))
     item = AccountItem(
         new_id("acc"), tenant_id=principal.tenant_id, account_name=body.account_name,
-        phone_number=body.phone_number, provider=body.provider, connection_status=status.value,
-        tenant_status=f"{principal.tenant_id}#{status.value}", desired_state=DesiredState.STOPPED.value,
-        metadata=body.metadata, webhook=_check_webhook(svc, body.webhook),
-        status_history=[{"at": now, "from": None, "to": status.value, "reason": "created"}],
+        phone_number=phone, provider=body.provider, connection_status=status.value,
+        tenant_status=f"{principal.tenant_id}#{status.value}", desired_state=desired.value,
+        status_reason=None if reason == "created" else reason,
+        metadata=body.metadata, webhook=_check_webhook(svc, body.webhook), cloud=stored_cloud,
+        options=body.options.model_dump(mode="json") if body.options else None,
+        status_history=[{"at": now, "from": None, "to": status.value, "reason": reason}],
         created_at=now, updated_at=now,
     )
     svc.accounts.create(item)
@@ -165,6 +180,12 @@ def update_account(
         change.metadata = body.metadata or {}
     if "webhook" in given:
         change.webhook = _check_webhook(svc, body.webhook, plain(item.webhook) if item.webhook else None)
+    if "options" in given:
+        change.options = body.options.model_dump(mode="json") if body.options else None
+    if "cloud" in given and body.cloud is not None:
+        if not cloud.is_cloud(item):
+            raise InvalidRequest("`cloud` credentials are only for provider cloud accounts", code="not_a_cloud_account")
+        change.cloud = cloud.stored_map(body.cloud, cloud.credentials(item))
     if not change:
         raise InvalidRequest("nothing to update", code="empty_update")
     return to_view(svc.accounts.edit(item, change, expected))
@@ -175,6 +196,9 @@ def delete_account(svc: Services, principal: Principal, account_id: str) -> None
     queued (account_deleted), forgets its snapshot and removes the item."""
     require_role(principal, Role.ADMIN)
     item = load(svc, principal, account_id)
+    if cloud.is_cloud(item):  # no device to log out: gone now (the sweeper fails what is still queued)
+        svc.accounts.remove(item.account_id)
+        return
     svc.accounts.mark_deleted(item)
     svc.nudges.send(account_id, "delete", item.host_inbox)
 
@@ -189,6 +213,12 @@ def request_action(
     """
     require_role(principal, *WRITERS)
     item = load(svc, principal, account_id)
+    if cloud.is_cloud(item):
+        stored, desired_value = cloud.request_action(svc, item, action)
+        return AccountActionAccepted(
+            account_id=account_id, action=action,
+            desired_state=DesiredState.RUNNING if desired_value == DesiredState.RUNNING.value else DesiredState.STOPPED,
+            connection_status=ConnectionStatus(stored.connection_status))
     outcome: dict[str, Any] = {}
 
     def decide(current: AccountItem) -> AccountChange:
@@ -223,6 +253,7 @@ def request_action(
 def get_qr(svc: Services, principal: Principal, account_id: str) -> QrCode:
     """The current QR auth code; 409 until the host has one to show."""
     item = load(svc, principal, account_id)
+    cloud.require_web(item, "a QR code")
     qr = plain(item.qr) if item.qr else None
     if item.connection_status != ConnectionStatus.SCAN_QR_CODE.value or not qr or not qr.get("value"):
         raise Conflict(
@@ -238,6 +269,7 @@ def request_pairing_code(
     """Ask the host for a pairing code (the alternative to scanning a QR); the account is started if needed."""
     require_role(principal, *WRITERS)
     item = load(svc, principal, account_id)
+    cloud.require_web(item, "a pairing code")
     if item.connection_status == ConnectionStatus.WORKING.value:
         raise Conflict("the account is already linked", code="already_linked")
     assert body.phone_number is not None

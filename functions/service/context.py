@@ -14,7 +14,7 @@ from core.store.leases import LeaseRepository
 from core.store.media import MediaStore
 from core.store.messages import IdempotencyRepository, MessageRepository
 from core.store.producers import ProducerRepository
-from core.store.queues import DeadLetters, EventBus, Nudges
+from core.store.queues import CloudOutbox, DeadLetters, EventBus, Nudges
 from core.store.realtime import ConnectionPoster, RealtimeRepository, RecentEvents
 from core.store.webhooks import DeliveryRepository, EventDeadLetters, RetryQueue, WebhookRepository
 
@@ -32,6 +32,7 @@ class Services:
     producers: ProducerRepository
     contacts: ContactRepository
     nudges: Nudges
+    cloud_outbox: CloudOutbox
     events: EventBus
     ingress_dlq: DeadLetters
     webhooks: WebhookRepository
@@ -59,6 +60,7 @@ def services() -> Services:
         producers=ProducerRepository(),
         contacts=ContactRepository(),
         nudges=Nudges(settings.control_queue_url),
+        cloud_outbox=CloudOutbox(settings.cloud_outbox_queue_url),
         events=EventBus.from_settings(settings),
         ingress_dlq=DeadLetters(settings.ingress_dlq_url),
         webhooks=WebhookRepository(),

@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from core.cloud import cloud_supports
 from core.errors import Conflict, InvalidRequest, NotFound
 from core.ids import new_id
 from core.models.common import Principal, utcnow
@@ -25,6 +26,7 @@ from core.models.messages import (
 )
 from core.store.accounts import plain
 from core.store.tables import AccountItem, MessageItem
+from functions.service import cloud_accounts as cloud
 from functions.service.accounts import WRITERS, load, require_role
 from functions.service.context import Services
 from functions.service.media import externalize, media_view
@@ -97,6 +99,32 @@ def _check_targets(svc: Services, account: AccountItem, envelope: dict[str, Any]
             find_target(svc, account.account_id, str(ref))
 
 
+def check_provider(account: AccountItem, envelope: dict[str, Any]) -> None:
+    """What the account's provider can send: templates need the Cloud API; polls, edits and deletes need
+    WhatsApp Web; interactive messages reach WhatsApp Web only as numbered text, when the account allows it."""
+    kind = envelope.get("type")
+    if cloud.is_cloud(account):
+        problem = None if kind == "read" else cloud_supports(envelope)
+        if problem:
+            raise InvalidRequest(problem, code="not_supported_by_cloud_api", details={"type": kind})
+        return
+    if kind == "template":
+        raise InvalidRequest("message templates are a Cloud API feature: WhatsApp Web numbers send text and media "
+                             "freely instead (no 24-hour window); use a provider cloud account for templates",
+                             code="template_needs_cloud_api")
+    if kind == "interactive":
+        options = plain(account.options) if getattr(account, "options", None) else {}
+        if not isinstance(options, dict) or options.get("interactive_fallback") != "numbered_text":
+            raise InvalidRequest(
+                "interactive messages (buttons, lists, flows) cannot be sent through WhatsApp Web; set the "
+                "account's options.interactive_fallback to numbered_text to send buttons and lists as numbered "
+                "text whose numeric replies come back as interactive replies",
+                code="interactive_not_supported", details={"type": kind})
+        if (envelope.get("interactive") or {}).get("type") not in ("button", "list"):
+            raise InvalidRequest("only interactive buttons and lists have a numbered-text fallback",
+                                 code="interactive_not_supported", details={"type": kind})
+
+
 def accept(
     svc: Services, account: AccountItem, envelope: dict[str, Any], *, idempotency_key: str | None,
     correlation_id: str | None, reply_to: str | None = None,
@@ -104,6 +132,7 @@ def accept(
     """Store a queued message and put it on the outbound queue; same key + same body → same message.
     `reply_to`: an SQS producer's reply queue that also gets the message's status events."""
     _check_targets(svc, account, envelope)
+    check_provider(account, _as_stored(envelope))
     digest = body_hash(envelope)
     message_id = new_id("msg")
     record_id = f"{account.tenant_id}#{account.account_id}#{idempotency_key}" if idempotency_key else None
@@ -134,10 +163,21 @@ def accept(
     # happens next. A concurrent replay with the same key may have stored it first: same message.
     with contextlib.suppress(Conflict):
         svc.messages.create(item)
-    # Wake the host that drives the account; without a nudge it still finds the row on its next sweep.
-    svc.nudges.send(account.account_id, "message", account.host_inbox)
+    if cloud.is_cloud(account):  # the cloud sender, in order per account; the sweeper re-queues a lost one
+        svc.cloud_outbox.send(account.account_id, message_id)
+    else:  # wake the host that drives the account; without a nudge it still finds the row on its next sweep
+        svc.nudges.send(account.account_id, "message", account.host_inbox)
     return Accepted(MessageAccepted(message_id=message_id, account_id=account.account_id,
                                     status=MessageStatus.QUEUED), replayed=False)
+
+
+def _as_stored(envelope: dict[str, Any]) -> dict[str, Any]:
+    """The envelope as it will be stored: inline media moves to the bucket first (an id takes its place)."""
+    kind = str(envelope.get("type"))
+    content = envelope.get(kind)
+    if not isinstance(content, dict) or "data" not in content:
+        return envelope
+    return {**envelope, kind: {**{k: v for k, v in content.items() if k != "data"}, "id": "inline"}}
 
 
 def enqueue(
