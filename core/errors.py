@@ -38,6 +38,12 @@ class Conflict(DomainError):
     code = "conflict"
 
 
+class Unprocessable(DomainError):
+    """Well-formed, but refused for what it leads to (e.g. a webhook URL that fails its handshake)."""
+
+    code = "unprocessable"
+
+
 class PreconditionFailed(DomainError):
     code = "precondition_failed"
 

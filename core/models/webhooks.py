@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from core.models.events import EventType
 from core.models.validators import check_webhook_url
@@ -15,6 +15,13 @@ DELIVERY_ID_PATTERN = r"^dlv_[0-9a-z]{26}$"
 
 def _all_events() -> list[EventType]:
     return list(EventType)
+
+
+class WebhookFormat(StrEnum):
+    """What a delivery's body is: wagate's event, or the payload Meta's Cloud API would have sent."""
+
+    WAGATE = "wagate"
+    META = "meta"
 
 
 class WebhookCreate(BaseModel):
@@ -29,8 +36,23 @@ class WebhookCreate(BaseModel):
                                description="HMAC secret; generated (and returned once) when absent. Never shown again.")
     description: str | None = Field(default=None, max_length=500)
     enabled: bool = True
+    format: WebhookFormat = Field(default=WebhookFormat.WAGATE,
+                                  description="`meta`: Meta's `whatsapp_business_account` payloads signed with "
+                                              "`X-Hub-Signature-256`, for bots written for the Cloud API.")
+    verify_token: str | None = Field(default=None, min_length=1, max_length=256,
+                                     description="The `hub.verify_token` of the handshake (write-only, stored "
+                                                 "encrypted, never shown).")
+    verify: bool = Field(default=False, description="Before storing, check the URL with Meta's `hub.challenge` "
+                         "handshake (GET with `hub.mode=subscribe`, `hub.verify_token`, `hub.challenge`); needs "
+                         "`verify_token`. Not stored.")
 
     _url = field_validator("url")(check_webhook_url)
+
+    @model_validator(mode="after")
+    def _verify_needs_a_token(self) -> WebhookCreate:
+        if self.verify and not self.verify_token:
+            raise ValueError("`verify: true` needs a `verify_token` (the handshake sends it)")
+        return self
 
 
 class WebhookUpdate(BaseModel):
@@ -43,6 +65,11 @@ class WebhookUpdate(BaseModel):
     secret: str | None = Field(default=None, min_length=16, max_length=256, description="A new HMAC secret.")
     description: str | None = Field(default=None, max_length=500)
     enabled: bool | None = None
+    format: WebhookFormat | None = None
+    verify_token: str | None = Field(default=None, min_length=1, max_length=256,
+                                     description="A new verify token for the handshake (write-only).")
+    verify: bool = Field(default=False, description="Check the webhook's URL (the new one, if given) with Meta's "
+                         "`hub.challenge` handshake before storing the change. Not stored.")
 
     @field_validator("url")
     @classmethod
@@ -59,6 +86,8 @@ class Webhook(BaseModel):
     description: str | None = None
     enabled: bool
     has_secret: bool = True
+    format: WebhookFormat = WebhookFormat.WAGATE
+    has_verify_token: bool = False
     created_at: str
     updated_at: str
 
@@ -73,6 +102,7 @@ class DeliveryState(StrEnum):
     PENDING = "pending"
     DELIVERED = "delivered"
     FAILED = "failed"
+    SKIPPED = "skipped"  # a `meta` webhook and an event Meta's format has no equivalent for: never POSTed
 
 
 class DeliveryAttempt(BaseModel):

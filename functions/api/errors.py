@@ -22,6 +22,7 @@ STATUS_BY_ERROR: dict[type[errors.DomainError], int] = {
     errors.Gone: 410,
     errors.PreconditionFailed: 412,
     errors.PayloadTooLarge: 413,
+    errors.Unprocessable: 422,
     errors.RateLimited: 429,
     errors.DependencyFailure: 503,
 }

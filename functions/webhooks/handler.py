@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from core.observability import logger, metrics, tracer
-from functions.service import webhooks as service
+from functions.service import webhook_delivery as service
 from functions.service.context import services
 
 processor = AsyncBatchProcessor(event_type=EventType.SQS)

@@ -7,9 +7,11 @@ import hmac
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 
 @dataclass
@@ -19,6 +21,7 @@ class Answer:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     sleep: float = 0.0
+    body: bytes = b"ok"
 
 
 @dataclass
@@ -27,6 +30,17 @@ class Seen:
     headers: dict[str, str]  # lower-case names
     body: bytes
     at: float  # time.monotonic() on arrival
+    method: str = "POST"
+
+    @property
+    def route(self) -> str:
+        """The path without its query string."""
+        return urlsplit(self.path).path
+
+    @property
+    def params(self) -> dict[str, str]:
+        """The query string's parameters (the first value of each)."""
+        return {name: values[0] for name, values in parse_qs(urlsplit(self.path).query).items()}
 
     def event(self) -> dict[str, Any]:
         return dict(json.loads(self.body))
@@ -38,31 +52,53 @@ class Seen:
         return hmac.compare_digest(self.headers.get("x-wagate-signature", ""), f"sha256={expected}")
 
 
+def meta_verification(verify_token: str) -> Callable[[Seen], Answer]:
+    """Answers Meta's subscription handshake like a Cloud API bot: the `hub.challenge` when `hub.mode` is
+    `subscribe` and `hub.verify_token` is `verify_token`, else 403."""
+    def answer(seen: Seen) -> Answer:
+        params = seen.params
+        if params.get("hub.mode") == "subscribe" and params.get("hub.verify_token") == verify_token:
+            return Answer(200, {"Content-Type": "text/plain"}, body=params.get("hub.challenge", "").encode())
+        return Answer(403, body=b"Forbidden")
+    return answer
+
+
 class Receiver:
-    """HTTP server on 127.0.0.1: each path answers its scripted answers in turn (the last one repeats)."""
+    """HTTP server on 127.0.0.1: each path answers its scripted answers in turn (the last one repeats), or what
+    its handler (`handle`) computes from the request. POSTs and GETs alike."""
 
     def __init__(self, port: int = 0) -> None:
         self.scripts: dict[str, list[Answer]] = {}
+        self.handlers: dict[str, Callable[[Seen], Answer]] = {}
         self.seen: list[Seen] = []
         self._lock = threading.Lock()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self._answer(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+
+            def do_GET(self) -> None:
+                self._answer(b"")
+
+            def _answer(self, body: bytes) -> None:
+                seen = Seen(self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.monotonic(),
+                            self.command)
                 with receiver._lock:
-                    receiver.seen.append(Seen(self.path, {k.lower(): v for k, v in self.headers.items()}, body,
-                                              time.monotonic()))
-                    script = receiver.scripts.get(self.path) or [Answer()]
-                    answer = script.pop(0) if len(script) > 1 else script[0]
+                    receiver.seen.append(seen)
+                    handler = receiver.handlers.get(seen.route)
+                    script = receiver.scripts.get(self.path) or receiver.scripts.get(seen.route) or [Answer()]
+                    answer = script.pop(0) if len(script) > 1 and handler is None else script[0]
+                if handler is not None:
+                    answer = handler(seen)
                 time.sleep(answer.sleep)
                 try:
                     self.send_response(answer.status)
                     for name, value in answer.headers.items():
                         self.send_header(name, value)
-                    self.send_header("Content-Length", "2")
+                    self.send_header("Content-Length", str(len(answer.body)))
                     self.end_headers()
-                    self.wfile.write(b"ok")
+                    self.wfile.write(answer.body)
                 except OSError:
                     pass  # the sender gave up waiting
 
@@ -83,15 +119,23 @@ class Receiver:
             self.scripts[path] = list(answers)
         return self.url(path)
 
-    def requests(self, path: str | None = None) -> list[Seen]:
+    def handle(self, path: str, handler: Callable[[Seen], Answer]) -> str:
+        """Answer requests to `path` (any query string) with what `handler` returns; returns the path's URL."""
         with self._lock:
-            return [s for s in self.seen if path is None or s.path == path]
+            self.handlers[path] = handler
+        return self.url(path)
+
+    def requests(self, path: str | None = None, method: str | None = None) -> list[Seen]:
+        """The requests received (on `path`, with or without their query string; of one method), in order."""
+        with self._lock:
+            return [s for s in self.seen if (path is None or path in (s.path, s.route))
+                    and (method is None or s.method == method)]
 
     def events(self, path: str | None = None, *, account_id: str | None = None,
                type: str | None = None) -> list[dict[str, Any]]:
         """The events received (on `path`), optionally of one account and type, in arrival order."""
         found = []
-        for seen in self.requests(path):
+        for seen in self.requests(path, "POST"):
             event = seen.event()
             if (account_id is None or event.get("account_id") == account_id) and \
                     (type is None or event.get("type") == type):
