@@ -81,6 +81,7 @@ class Settings(BaseModel):
     graph_timeout_seconds: float = Field(default=10.0, gt=0, le=25)
     # Cloud accounts' messages: FIFO queue (one group per account keeps their order) the cloud sender drains.
     cloud_outbox_queue_url: str = ""
+    cloud_outbox_dlq_url: str = ""
     # Meta's webhooks to /webhooks/meta/{account_id} (public): requests per account and minute before 429.
     meta_webhook_per_minute: int = Field(default=600, ge=1)
 

@@ -101,3 +101,23 @@ def new_ticket(api: Api) -> dict[str, Any]:
     response = api.post("/realtime/tickets")
     assert response.status_code == 201, response.text
     return dict(response.json())
+
+
+@pytest.fixture(scope="session")
+def fake_graph(runtime: Any) -> Iterator[Any]:
+    """A fake of Meta's Graph API on loopback; the local stack's functions call it (GRAPH_API_BASE_URL)."""
+    from infra.local.fake_graph import FakeGraph
+    from infra.local.runtime import reset_process_caches
+
+    fake = FakeGraph()
+    fake.start()
+    previous = os.environ.get("GRAPH_API_BASE_URL")
+    os.environ["GRAPH_API_BASE_URL"] = fake.base_url
+    reset_process_caches()
+    yield fake
+    if previous is None:
+        os.environ.pop("GRAPH_API_BASE_URL", None)
+    else:
+        os.environ["GRAPH_API_BASE_URL"] = previous
+    reset_process_caches()
+    fake.stop()

@@ -5,13 +5,20 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
-from core.ids import event_id, id_floor
-from core.models.events import EventType
+from core.ids import id_floor
+from core.models.accounts import ConnectionStatus
 from core.models.messages import MessageStatus
-from core.store import replies
-from core.store.tables import MessageItem
+from core.store.tables import AccountItem, MessageItem
+from functions.service import cloud_accounts as cloud
+from functions.service.cloud_send import UNCONFIRMED_AFTER_SECONDS, publish_status
 from functions.service.context import Services
+
+#: A queued Cloud API message is retried (rate limits, Meta's 5xx) for this long, then fails.
+CLOUD_RETRY_WINDOW = 3600.0
+#: A queued Cloud API message nothing happened to for this long lost its queue message: it is queued again.
+IDLE_BEFORE_REQUEUE = 300.0
 
 
 @dataclass(frozen=True)
@@ -35,10 +42,14 @@ def sweep(svc: Services, now: float | None = None) -> SweepResult:
         by_account[account_id].append(message_id)
     checked = failed = 0
     for account_id, message_ids in by_account.items():
-        if svc.leases.holder(account_id) is not None:
-            continue
         account = svc.accounts.read(account_id)
         deleted = account is None or bool(account.deleted_at)
+        if not deleted and account is not None and cloud.is_cloud(account):
+            checked += len(message_ids)
+            failed += _sweep_cloud(svc, account, message_ids, now)
+            continue
+        if svc.leases.holder(account_id) is not None:
+            continue
         for message_id in message_ids:
             item = svc.messages.find(account_id, message_id)
             checked += 1
@@ -60,10 +71,50 @@ def sweep(svc: Services, now: float | None = None) -> SweepResult:
 
 
 def _publish_failed(svc: Services, item: MessageItem) -> None:
-    event = svc.events.publish(EventType.MESSAGE_STATUS, item.account_id, item.tenant_id,
-                               {"message_id": item.message_id, "status": MessageStatus.FAILED.value,
-                                "client_reference": item.client_reference,
-                                "error": {"code": item.error_code, "message": item.error_message}},
-                               event_id=event_id(item.message_id, MessageStatus.FAILED.value))
-    if item.reply_to:  # an SQS producer's reply queue gets its messages' status events too
-        replies.send_status(item.reply_to, event.model_dump_json())
+    publish_status(svc, item, MessageStatus.FAILED, error={"code": item.error_code, "message": item.error_message})
+
+
+def _sweep_cloud(svc: Services, account: AccountItem, message_ids: list[str], now: float) -> int:
+    """A Cloud API account's old pending messages: a queue message may have been lost (re-queued, while the
+    account works and the message is younger than CLOUD_RETRY_WINDOW); older ones, or any of an account that
+    does not work, fail; a claimed send with no outcome fails as unconfirmed. Returns how many failed."""
+    working = account.connection_status == ConnectionStatus.WORKING.value
+    failed = 0
+    for message_id in message_ids:
+        item = svc.messages.find(account.account_id, message_id)
+        if item is None:
+            continue
+        idle = _age(item.updated_at, now)
+        if item.status == MessageStatus.SENDING.value:
+            if idle >= UNCONFIRMED_AFTER_SECONDS:
+                failed += _fail(svc, item, "send_unconfirmed", "the Cloud API call was interrupted before Meta "
+                                "answered: the message may or may not have been sent, and is not sent again",
+                                frozenset({MessageStatus.SENDING}))
+        elif not working:
+            failed += _fail(svc, item, "account_not_connected",
+                            f"the Cloud API account is {account.connection_status} "
+                            f"({account.status_reason or 'no reason'})", frozenset({MessageStatus.QUEUED}))
+        elif _age(item.created_at, now) >= CLOUD_RETRY_WINDOW:
+            failed += _fail(svc, item, "retries_exhausted",
+                            f"the Cloud API did not take it within {CLOUD_RETRY_WINDOW:.0f}s of retries",
+                            frozenset({MessageStatus.QUEUED}))
+        elif idle >= IDLE_BEFORE_REQUEUE:
+            svc.cloud_outbox.send(account.account_id, message_id, again=True)
+    return failed
+
+
+def _fail(svc: Services, item: MessageItem, code: str, message: str, allowed: frozenset[MessageStatus]) -> int:
+    if not svc.messages.fail(item, code, message, allowed_from=allowed):
+        return 0
+    publish_status(svc, item, MessageStatus.FAILED, error={"code": code, "message": message})
+    return 1
+
+
+def _age(stamp: str | None, now: float) -> float:
+    try:
+        moment = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+    except ValueError:
+        return 0.0
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return now - moment.timestamp()

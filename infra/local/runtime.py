@@ -147,6 +147,9 @@ class LocalRuntime:
             "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_DISABLED": "true",
             "OUTBOUND_ALLOW_HOSTS": self.config.outbound_allow_hosts,
         })
+        for name in ("GRAPH_API_BASE_URL", "GRAPH_API_VERSION"):  # the Cloud API (or a test double) to use
+            if os.environ.get(name):
+                env[name] = os.environ[name]
         if self.endpoint_url:
             env["AWS_ENDPOINT_URL"] = self.endpoint_url
         if self.ws is not None:

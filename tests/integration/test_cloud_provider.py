@@ -1,0 +1,205 @@
+"""Cloud API accounts against a fake Graph API on loopback: token check, sends with Meta's exact request bodies,
+error codes → outcomes, token expiry (account FAILED, messages wait, a new token sends them)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import pytest
+
+from infra.local.harness import wait_until
+from tests.conftest import Api, create_account
+
+TOKEN = "EAAG-test-token-" + "x" * 24
+
+
+def new_number(fake: Any, token: str = TOKEN, display: str = "+1 555-010-0000") -> str:
+    phone_number_id = str(100000000000000 + uuid.uuid4().int % 899999999999999)
+    fake.add_number(phone_number_id, token, display)
+    return phone_number_id
+
+
+def cloud_account(api: Api, fake: Any, **cloud: Any) -> dict[str, Any]:
+    phone_number_id = cloud.pop("phone_number_id", None) or new_number(fake)
+    return create_account(api, "Cloud line", provider="cloud",
+                          cloud={"phone_number_id": phone_number_id, "access_token": TOKEN,
+                                 "app_secret": "app-secret-123456", "verify_token": "verify-me-123", **cloud})
+
+
+def send(api: Api, account_id: str, body: dict[str, Any]) -> str:
+    response = api.post(f"/accounts/{account_id}/messages", json=body)
+    assert response.status_code == 202, response.text
+    return str(response.json()["message_id"])
+
+
+def final(api: Api, account_id: str, message_id: str, *statuses: str, timeout: float = 20) -> dict[str, Any]:
+    def check() -> dict[str, Any] | None:
+        message = api.get(f"/accounts/{account_id}/messages/{message_id}").json()
+        return message if message["status"] in statuses else None
+    return dict(wait_until(check, timeout=timeout, what=f"message {message_id} in {statuses}"))
+
+
+def sends_to(fake: Any, phone_number_id: str) -> list[dict[str, Any]]:
+    return list(fake.sent(phone_number_id))
+
+
+def test_a_cloud_account_is_working_once_its_token_answers_and_never_shows_secrets(
+        tenant_admin: Api, fake_graph: Any) -> None:
+    account = cloud_account(tenant_admin, fake_graph)
+
+    assert account["provider"] == "cloud" and account["connection_status"] == "WORKING"
+    assert account["phone_number"] == "+15550100000"  # from the number's display form at Meta
+    assert account["cloud"]["has_access_token"] and account["cloud"]["has_app_secret"]
+    assert account["cloud"]["verified_name"] == "Wagate Test"
+    assert account["cloud"]["webhook_path"] == f"/webhooks/meta/{account['account_id']}"
+    listed = tenant_admin.get("/accounts").text + tenant_admin.get(f"/accounts/{account['account_id']}").text
+    for secret in (TOKEN, "app-secret-123456", "verify-me-123"):
+        assert secret not in json.dumps(account) and secret not in listed
+
+
+@pytest.mark.parametrize(("cloud", "reason"), [
+    ({"access_token": "EAAG-not-a-token-at-all"}, "token_invalid"),
+    ({"phone_number_id": "999000111222333"}, "phone_number_not_found"),
+])
+def test_a_cloud_account_whose_token_does_not_answer_fails_with_why(
+        tenant_admin: Api, fake_graph: Any, cloud: dict[str, str], reason: str) -> None:
+    account = cloud_account(tenant_admin, fake_graph, **cloud)
+
+    assert account["connection_status"] == "FAILED"
+    assert account["status_reason"].startswith(reason)
+
+
+def test_cloud_credentials_are_required_and_only_for_cloud(tenant_admin: Api) -> None:
+    missing = tenant_admin.post("/accounts", json={"account_name": "x", "provider": "cloud"})
+    misplaced = tenant_admin.post("/accounts", json={"account_name": "x", "cloud": {
+        "phone_number_id": "1", "access_token": TOKEN}})
+    assert missing.status_code == 422 and misplaced.status_code == 422
+
+
+def test_text_image_by_link_and_template_reach_meta_as_documented(tenant_admin: Api, fake_graph: Any) -> None:
+    account = cloud_account(tenant_admin, fake_graph)
+    account_id, phone_number_id = account["account_id"], account["cloud"]["phone_number_id"]
+    template = {"name": "order_update", "language": {"code": "en_US"}, "components": [
+        {"type": "body", "parameters": [{"type": "text", "text": "42"}]}]}
+
+    ids = [send(tenant_admin, account_id, {"to": "+1 555 000 2222", "type": "text",
+                                           "text": {"body": "hello", "preview_url": True},
+                                           "client_reference": "ref-1"}),
+           send(tenant_admin, account_id, {"to": "15550002222", "type": "image", "image": {
+               "link": "https://example.com/cat.jpg", "caption": "a cat"}}),
+           send(tenant_admin, account_id, {"to": "15550002222", "type": "template", "template": template})]
+
+    done = [final(tenant_admin, account_id, i, "sent") for i in ids]
+    assert sends_to(fake_graph, phone_number_id) == [
+        {"messaging_product": "whatsapp", "recipient_type": "individual", "to": "15550002222", "type": "text",
+         "text": {"preview_url": True, "body": "hello"}, "biz_opaque_callback_data": "ref-1"},
+        {"messaging_product": "whatsapp", "recipient_type": "individual", "to": "15550002222", "type": "image",
+         "image": {"link": "https://example.com/cat.jpg", "caption": "a cat"}},
+        {"messaging_product": "whatsapp", "recipient_type": "individual", "to": "15550002222", "type": "template",
+         "template": template},
+    ]
+    assert all(m["wa_message_id"].startswith("wamid.") for m in done)  # Meta's messages[0].id
+
+
+def test_an_uploaded_image_is_uploaded_to_meta_and_sent_by_its_graph_id(
+        tenant_admin: Api, fake_graph: Any) -> None:
+    account = cloud_account(tenant_admin, fake_graph)
+    account_id, phone_number_id = account["account_id"], account["cloud"]["phone_number_id"]
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+    import base64
+
+    message_id = send(tenant_admin, account_id, {"to": "15550003333", "type": "image", "image": {
+        "data": base64.b64encode(png).decode(), "mime_type": "image/png"}})
+
+    final(tenant_admin, account_id, message_id, "sent")
+    [body] = sends_to(fake_graph, phone_number_id)
+    graph_id = body["image"]["id"]
+    assert fake_graph.media[graph_id].data == png and fake_graph.media[graph_id].mime_type == "image/png"
+    assert body == {"messaging_product": "whatsapp", "recipient_type": "individual", "to": "15550003333",
+                    "type": "image", "image": {"id": graph_id}}
+
+
+def test_what_only_one_provider_can_send_is_refused_clearly(tenant_admin: Api, fake_graph: Any) -> None:
+    cloud = cloud_account(tenant_admin, fake_graph)["account_id"]
+    web = create_account(tenant_admin)["account_id"]
+    template = {"to": "15550002222", "type": "template",
+                "template": {"name": "hello_world", "language": {"code": "en_US"}}}
+    poll = {"to": "15550002222", "type": "poll", "poll": {"question": "?", "options": ["a", "b"]}}
+
+    on_web = tenant_admin.post(f"/accounts/{web}/messages", json=template)
+    on_cloud = tenant_admin.post(f"/accounts/{cloud}/messages", json=poll)
+
+    assert on_web.status_code == 400 and on_web.json()["code"] == "template_needs_cloud_api"
+    assert on_cloud.status_code == 400 and on_cloud.json()["code"] == "not_supported_by_cloud_api"
+    assert "poll" in on_cloud.json()["message"]
+    qr = tenant_admin.get(f"/accounts/{cloud}/qr")
+    assert qr.status_code == 409 and qr.json()["code"] == "not_a_web_account"
+
+
+@pytest.mark.parametrize(("code", "outcome", "hint"), [
+    (131026, "invalid_recipient", None),
+    (131047, "outside_window", "template"),
+    (100, "invalid_request", None),
+])
+def test_meta_error_codes_fail_the_message_with_our_code(
+        tenant_admin: Api, fake_graph: Any, code: int, outcome: str, hint: str | None) -> None:
+    account_id = cloud_account(tenant_admin, fake_graph)["account_id"]
+    fake_graph.fail_next(code)
+
+    message = final(tenant_admin, account_id, send(tenant_admin, account_id, {
+        "to": "15550004444", "type": "text", "text": {"body": "hi"}}), "failed")
+
+    assert message["error"]["code"] == outcome
+    if hint:
+        assert hint in message["error"]["message"]
+
+
+@pytest.mark.parametrize("code", [130429, 131056, 80007, 1])
+def test_rate_limits_and_server_errors_are_retried_until_meta_takes_the_message(
+        tenant_admin: Api, fake_graph: Any, code: int) -> None:
+    account = cloud_account(tenant_admin, fake_graph)
+    account_id, phone_number_id = account["account_id"], account["cloud"]["phone_number_id"]
+    fake_graph.fail_next(code, http_status=500 if code == 1 else None, retry_after=1)
+
+    message = final(tenant_admin, account_id, send(tenant_admin, account_id, {
+        "to": "15550005555", "type": "text", "text": {"body": "again"}}), "sent", "failed", timeout=30)
+
+    assert message["status"] == "sent", message
+    assert [b["text"]["body"] for b in sends_to(fake_graph, phone_number_id)] == ["again"]
+    assert "queued" in [h["status"] for h in message["status_history"][1:]]  # it went back to wait
+
+
+def test_an_expired_token_fails_the_account_and_its_messages_wait_for_a_new_one(
+        tenant_admin: Api, fake_graph: Any) -> None:
+    account = cloud_account(tenant_admin, fake_graph)
+    account_id, phone_number_id = account["account_id"], account["cloud"]["phone_number_id"]
+    fake_graph.fail_next(190, subcode=463, message="Error validating access token: Session has expired")
+
+    first = send(tenant_admin, account_id, {"to": "15550006666", "type": "text", "text": {"body": "one"}})
+    wait_until(lambda: tenant_admin.get(f"/accounts/{account_id}").json()["connection_status"] == "FAILED",
+               what="account FAILED")
+    second = send(tenant_admin, account_id, {"to": "15550006666", "type": "text", "text": {"body": "two"}})
+
+    shown = tenant_admin.get(f"/accounts/{account_id}").json()
+    assert shown["status_reason"].startswith("token_expired")
+    assert [tenant_admin.get(f"/accounts/{account_id}/messages/{m}").json()["status"] for m in (first, second)] \
+        == ["queued", "queued"]
+    # A new token (PATCH) and a start: WORKING again, and the waiting messages go, in order.
+    new_token = "EAAG-renewed-token-" + "y" * 20
+    fake_graph.numbers[phone_number_id].token = new_token
+    assert tenant_admin.patch(f"/accounts/{account_id}", json={"cloud": {"access_token": new_token}}).status_code \
+        == 200
+    started = tenant_admin.post(f"/accounts/{account_id}/start")
+    assert started.status_code == 202 and started.json()["connection_status"] == "WORKING"
+    for message_id in (first, second):
+        final(tenant_admin, account_id, message_id, "sent", timeout=40)
+    assert [b["text"]["body"] for b in sends_to(fake_graph, phone_number_id)] == ["one", "two"]
+
+
+def test_a_deleted_cloud_account_is_gone_at_once(tenant_admin: Api, fake_graph: Any) -> None:
+    account_id = cloud_account(tenant_admin, fake_graph)["account_id"]
+
+    assert tenant_admin.delete(f"/accounts/{account_id}").status_code == 204
+    assert tenant_admin.get(f"/accounts/{account_id}").status_code == 404
