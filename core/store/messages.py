@@ -180,13 +180,22 @@ class MessageRepository:
         """Store an inbound message once (its id is deterministic), only while `token` still owns the account."""
         return fenced_write(account_id, token, save=(item, MessageItem.message_id.does_not_exist()))
 
-    def annotate(self, account_id: str, message_id: str, actions: list[Any], token: int) -> bool:
+    def annotate(self, account_id: str, message_id: str, actions: list[Any], token: int | None) -> bool:
         """Record what happened to a stored message later (a reaction, an edit, a revoke), only while `token`
-        still owns the account; False when the message is not stored (expired, or never seen)."""
+        still owns the account; False when the message is not stored (expired, or never seen). `token` None:
+        a Cloud API account's write (no host, no lease: its webhook function writes)."""
+        if token is None:
+            try:
+                MessageItem(account_id, message_id).update(actions=actions, condition=MessageItem.message_id.exists())
+            except UpdateError as exc:
+                if is_conditional(exc):
+                    return False
+                raise TransactWriteError(str(exc)) from exc  # as a fenced write would (e.g. a missing map)
+            return True
         return fenced_write(account_id, token, update=(MessageItem(account_id, message_id), actions,
                                                        MessageItem.message_id.exists()))
 
-    def record_reaction(self, account_id: str, message_id: str, sender: str, emoji: str, token: int) -> bool:
+    def record_reaction(self, account_id: str, message_id: str, sender: str, emoji: str, token: int | None) -> bool:
         """`sender` reacted with `emoji` ("" removes the reaction)."""
         now = utcnow()
         reactions = MessageItem.reactions
