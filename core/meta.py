@@ -221,19 +221,21 @@ def to_meta_payload(event: dict[str, Any], *, phone_number_id: str, display_phon
                              "metadata": {"display_phone_number": display_phone_number,
                                           "phone_number_id": phone_number_id}}
     if kind == EventType.MESSAGE_RECEIVED:
-        value["contacts"] = [_contact(data)]
+        value["contacts"] = [_contact(data, phone_number_id)]
         value["messages"] = [_received(event, data, display_phone_number)]
     elif kind == EventType.MESSAGE_REACTION:
         reaction: dict[str, Any] = {"message_id": str(data.get("wa_message_id") or "")}
         if data.get("emoji") and not data.get("removed"):
             reaction["emoji"] = data["emoji"]
-        value["contacts"] = [_contact(data)]
+        value["contacts"] = [_contact(data, phone_number_id)]
         value["messages"] = [{"from": _sender(data), "id": str(event.get("id") or ""),
                               "timestamp": str(_timestamp(event, data)), "type": "reaction", "reaction": reaction}]
     elif kind == EventType.MESSAGE_STATUS:
-        status = _status(event, data, wa_message_id, recipient)
+        status = _status(event, data, wa_message_id, recipient, phone_number_id)
         if status is None:
             return None
+        # Meta now names the recipient in `contacts` beside statuses too (BSUID rollout, 2026).
+        value["contacts"] = [{"wa_id": status["recipient_id"], "user_id": status["recipient_user_id"]}]
         value["statuses"] = [status]
     else:
         return None  # account.status, account.qr, message.edited, message.revoked: nothing in Meta's format
@@ -248,8 +250,18 @@ def _sender(data: dict[str, Any]) -> str:
     return str(sender)
 
 
-def _contact(data: dict[str, Any]) -> dict[str, Any]:
-    return {"profile": {"name": data.get("profile_name") or ""}, "wa_id": _sender(data)}
+def _contact(data: dict[str, Any], scope: str) -> dict[str, Any]:
+    sender = _sender(data)
+    return {"profile": {"name": data.get("profile_name") or ""}, "wa_id": sender,
+            "user_id": business_scoped_user_id(scope, sender)}
+
+
+def business_scoped_user_id(scope: str, phone: str) -> str:
+    """A stable stand-in for Meta's business-scoped user id (BSUID, `CC.<digits>`, required by current Cloud API
+    clients): the same contact of the same number always gets the same id; other numbers get another. `ZZ`
+    (no country) marks it as wagate's, not Meta's."""
+    digest = hashlib.sha256(f"{scope}:{phone}".encode()).hexdigest()
+    return f"ZZ.{int(digest[:16], 16)}"
 
 
 def _timestamp(event: dict[str, Any], data: dict[str, Any]) -> int:
@@ -295,7 +307,7 @@ def _received(event: dict[str, Any], data: dict[str, Any], display_phone_number:
 
 
 def _status(event: dict[str, Any], data: dict[str, Any], wa_message_id: str | None,
-            recipient: str | None) -> dict[str, Any] | None:
+            recipient: str | None, scope: str) -> dict[str, Any] | None:
     ours = _STATUSES.get(str(data.get("status") or ""))
     if ours is None:
         return None  # queued, sending: Meta only reports what WhatsApp did
@@ -305,7 +317,7 @@ def _status(event: dict[str, Any], data: dict[str, Any], wa_message_id: str | No
         raise MetaTranslationError(f"message.status {event.get('id')} needs the message's wa_message_id and "
                                    "recipient")
     status: dict[str, Any] = {"id": str(wamid), "status": ours.value, "timestamp": str(_timestamp(event, data)),
-                              "recipient_id": str(to)}
+                              "recipient_id": str(to), "recipient_user_id": business_scoped_user_id(scope, str(to))}
     if ours is MessageStatus.FAILED:
         error = _object(data.get("error"))
         text = str(error.get("message") or "Message failed to send")

@@ -178,10 +178,12 @@ def render_meta(svc: Services, event: Event, raw: str, account: AccountItem | No
     data: dict[str, Any] = json.loads(raw)
     wa_message_id = recipient = None
     if event.type is EventType.MESSAGE_STATUS and event.data.get("message_id"):
-        # Statuses carry wagate's message id only; Meta's name the wamid and the recipient.
+        # A status names the id the send answered with (`messages[0].id` of wagate's answer, also on the Cloud API
+        # compatibility route: the wagate message id), so a bot matches statuses to its sends as it does with Meta;
+        # the recipient comes from the stored message.
         message = svc.messages.find(event.account_id, str(event.data["message_id"]))
         if message is not None:
-            wa_message_id, recipient = message.wa_message_id, message.to
+            wa_message_id, recipient = message.message_id, message.to
     try:
         payload = meta.to_meta_payload(data, **meta_metadata(account, event.account_id, tenant_id),
                                        wa_message_id=wa_message_id, recipient=recipient)

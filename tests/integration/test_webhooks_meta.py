@@ -1,5 +1,6 @@
 """Meta-format tenant webhooks against the local stack with the dispatcher running: Meta's payloads signed with
-X-Hub-Signature-256, statuses naming the wamid, events Meta has no word for skipped, the hub.challenge handshake."""
+X-Hub-Signature-256, statuses naming the send's message id, events Meta has no word for skipped, the hub.challenge
+handshake."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from core.meta import business_scoped_user_id
 from core.models.events import EventType
 from infra.local.harness import wait_until
 from infra.local.receiver import Answer, Receiver, Seen, meta_verification
@@ -120,7 +122,8 @@ def test_a_received_message_arrives_as_metas_payload_signed_with_the_secret(
     value = change["value"]
     assert value["messaging_product"] == "whatsapp"
     assert value["metadata"] == {"display_phone_number": "15551234567", "phone_number_id": account_id}
-    assert value["contacts"] == [{"profile": {"name": "Ann"}, "wa_id": "15551234567"}]
+    assert value["contacts"] == [{"profile": {"name": "Ann"}, "wa_id": "15551234567",
+                                  "user_id": business_scoped_user_id(account_id, "15551234567")}]
     assert value["messages"] == [{"from": "15551234567", "id": RECEIVED["wa_message_id"], "timestamp": "1777629600",
                                   "type": "text", "text": {"body": "Hi!"}}]
     # ... signed over the raw body the way Meta signs (the webhook's secret as the app secret)
@@ -136,7 +139,8 @@ def test_a_received_message_arrives_as_metas_payload_signed_with_the_secret(
     assert by_target[webhook["webhook_id"]]["event_type"] == "message.received"
 
 
-def test_a_status_names_the_wamid_and_the_recipient(tenant_admin: Api, runtime: Any, receiver: Receiver) -> None:
+def test_a_status_names_the_id_the_send_answered_with_and_the_recipient(
+        tenant_admin: Api, runtime: Any, receiver: Receiver) -> None:
     # Given a message WhatsApp accepted, and a Meta-format webhook
     account_id = linked_account(tenant_admin)
     wamid = "true_15557654321@c.us_3EB0FACADE"
@@ -146,13 +150,14 @@ def test_a_status_names_the_wamid_and_the_recipient(tenant_admin: Api, runtime: 
     # When it is delivered (wagate's status event names only wagate's message id)
     publish(runtime, account_id, EventType.MESSAGE_STATUS, {"message_id": message_id, "status": "delivered"})
 
-    # Then the Meta status names the wamid and the recipient
+    # Then the Meta status names the message id a send answered with (what a bot matches) and the recipient
     [seen] = wait_until(lambda: receiver.requests("/statuses"), 20, "a status delivery")
     assert hub_signature_ok(seen, SECRET)
     value = json.loads(seen.body)["entry"][0]["changes"][0]["value"]
     [status] = value["statuses"]
-    assert status["id"] == wamid and status["recipient_id"] == "15557654321" and status["status"] == "delivered"
+    assert status["id"] == message_id and status["recipient_id"] == "15557654321" and status["status"] == "delivered"
     assert status["timestamp"].isdigit() and "messages" not in value
+    assert value["contacts"] == [{"wa_id": "15557654321", "user_id": status["recipient_user_id"]}]
 
 
 def test_events_without_a_meta_equivalent_are_skipped_and_shown_so(

@@ -11,6 +11,7 @@ import pytest
 from core.meta import (
     MetaPayloadError,
     MetaTranslationError,
+    business_scoped_user_id,
     dumps,
     inbound_messages,
     parse_webhook,
@@ -328,8 +329,14 @@ def test_received_media_points_at_wagate_media() -> None:
 
 def test_a_received_text_is_exactly_meta_shape() -> None:
     assert to_meta_payload(RECEIVED[0], **IDS) == webhook(
-        contacts=[{"profile": {"name": "Ann"}, "wa_id": USER}],
+        contacts=[{"profile": {"name": "Ann"}, "wa_id": USER, "user_id": business_scoped_user_id(PHONE_ID, USER)}],
         messages=[{"from": USER, "id": WA_ID, "timestamp": "1777629600", "type": "text", "text": {"body": "Hi!"}}])
+
+
+def test_business_scoped_user_ids_are_stable_per_number_and_contact() -> None:
+    ours = business_scoped_user_id(PHONE_ID, USER)
+    assert ours == business_scoped_user_id(PHONE_ID, USER) and ours.startswith("ZZ.") and ours[3:].isdigit()
+    assert ours != business_scoped_user_id("another-number", USER) != business_scoped_user_id(PHONE_ID, "1555")
 
 
 def test_polls_and_unsupported_messages_become_meta_unsupported() -> None:
@@ -368,8 +375,10 @@ def status_event(status: str, **data: Any) -> dict[str, Any]:
 @pytest.mark.parametrize("status", ["sent", "delivered", "read"])
 def test_statuses_in_meta_format(status: str) -> None:
     payload = to_meta_payload(status_event(status), **IDS, wa_message_id="true_x_7", recipient=USER)
-    assert payload == webhook(statuses=[{"id": "true_x_7", "status": status, "timestamp": "1777629605",
-                                         "recipient_id": USER}])
+    user_id = business_scoped_user_id(PHONE_ID, USER)
+    assert payload == webhook(contacts=[{"wa_id": USER, "user_id": user_id}],
+                              statuses=[{"id": "true_x_7", "status": status, "timestamp": "1777629605",
+                                         "recipient_id": USER, "recipient_user_id": user_id}])
     [update] = status_updates(payload)
     assert (update.status, update.wa_message_id, update.error) == (MessageStatus(status), "true_x_7", None)
 
