@@ -175,7 +175,8 @@ class Account(BaseModel):
     account_id: str
     account_name: str
     phone_number: str | None = None
-    provider: Literal["web", "cloud"] = "web"
+    provider: str = Field(default="web", description="`web` or `cloud`; another value is a provider the legacy "
+                                                      "platform had that wagate does not drive (migrated, stopped).")
     cloud: CloudView | None = None
     options: AccountOptions = Field(default_factory=AccountOptions)
     connection_status: ConnectionStatus

@@ -64,7 +64,7 @@ def to_view(item: AccountItem) -> Account:
         shown_options = AccountOptions.model_validate(options)
     return Account(
         account_id=item.account_id, account_name=item.account_name, phone_number=item.phone_number,
-        provider="cloud" if cloud.is_cloud(item) else "web", cloud=cloud.view(item),
+        provider="cloud" if cloud.is_cloud(item) else (item.provider or "web"), cloud=cloud.view(item),
         options=shown_options,
         connection_status=ConnectionStatus(item.connection_status) if item.connection_status in
         ConnectionStatus.__members__ else ConnectionStatus.FAILED,

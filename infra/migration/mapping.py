@@ -24,7 +24,7 @@ S = ConnectionStatus
 # starts it, and the original value is kept in metadata.legacy.status.
 UNKNOWN_STATUS = (S.STOPPED, False)
 PROVIDERS = {"webjs": "web", "web": "web", "whatsapp-web.js": "web", "wwebjs": "web",
-             "meta": "meta", "cloud": "meta", "cloud_api": "meta"}
+             "meta": "cloud", "cloud": "cloud", "cloud_api": "cloud"}
 EPOCH = "1970-01-01T00:00:00.000Z"
 _ID = re.compile(ACCOUNT_ID_PATTERN)
 _JID = re.compile(r"^(?P<number>[^@:]+)(?::\d+)?@(?:c\.us|s\.whatsapp\.net)$")
@@ -170,6 +170,11 @@ def map_row(row: Mapping[str, Any]) -> MappedAccount:
         legacy["provider_type"] = row.get("provider_type")
     if provider != "web":
         running = False  # browser hosts serve only "web" numbers: a running non-web one would flap
+    if provider == "cloud":
+        # A Cloud API number: the legacy row has no usable credentials, so nothing can drive it yet.
+        status = ConnectionStatus.STOPPED
+        reason = (f"migrated from legacy status {status_label}; a Cloud API number: PATCH its cloud credentials "
+                  "(phone_number_id, access_token, app_secret, verify_token), then start it")
 
     phone = normalise_phone_number(row.get("phone_number"))
     raw_phone = row.get("phone_number")

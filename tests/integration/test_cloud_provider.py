@@ -203,3 +203,32 @@ def test_a_deleted_cloud_account_is_gone_at_once(tenant_admin: Api, fake_graph: 
 
     assert tenant_admin.delete(f"/accounts/{account_id}").status_code == 204
     assert tenant_admin.get(f"/accounts/{account_id}").status_code == 404
+
+
+def test_a_migrated_meta_session_is_completed_with_its_credentials_and_started(
+        tenant_admin: Api, fake_graph: Any) -> None:
+    from core.store.tables import AccountItem
+    from infra.migration.mapping import map_row
+
+    # Given a legacy `meta` session as the migration tool writes it, in this tenant
+    tenant = tenant_admin.get("/me").json()["tenant_id"]
+    mapped = map_row({"session_id": f"s-{uuid.uuid4().hex[:8]}", "workspace_id": tenant, "status": "connected",
+                      "provider_type": "meta", "session_name": "Legacy cloud", "phone_number": "+15550100000",
+                      "created_at": "2025-01-01T00:00:00Z"}).item
+    AccountItem(**{k: v for k, v in mapped.items() if v is not None and k != "version"}).save()
+    account_id = mapped["account_id"]
+    shown = tenant_admin.get(f"/accounts/{account_id}").json()
+    assert (shown["provider"], shown["connection_status"]) == ("cloud", "STOPPED")
+    assert shown["cloud"]["has_access_token"] is False
+    assert tenant_admin.post(f"/accounts/{account_id}/start").json()["connection_status"] == "FAILED"
+
+    # When its credentials are added and it is started
+    patched = tenant_admin.patch(f"/accounts/{account_id}", json={"cloud": {
+        "phone_number_id": new_number(fake_graph), "access_token": TOKEN, "app_secret": "app-secret-123456"}})
+    assert patched.status_code == 200, patched.text
+    started = tenant_admin.post(f"/accounts/{account_id}/start")
+
+    # Then it works and sends like any cloud account
+    assert started.json()["connection_status"] == "WORKING"
+    message_id = send(tenant_admin, account_id, {"to": "15550001234", "type": "text", "text": {"body": "back"}})
+    assert final(tenant_admin, account_id, message_id, "sent")["wa_message_id"].startswith("wamid.")

@@ -75,7 +75,7 @@ def test_migrated_items_load_through_the_account_model(migration_env: MigrationE
     assert legacy_of(web) == {
         "status": "connected", "phone_number": "+55 11 91234-5678", "session_data": {"WABrowserId": "x"},
         "columns": {"plan": "pro"}}
-    assert (deleted.connection_status, deleted.desired_state, deleted.provider) == ("STOPPED", "stopped", "meta")
+    assert (deleted.connection_status, deleted.desired_state, deleted.provider) == ("STOPPED", "stopped", "cloud")
     assert deleted.deleted_at == "2024-01-01T00:00:00.000Z" and deleted.account_name == "WhatsApp s-del"
     assert deleted.created_at == deleted.updated_at == "2023-01-02T01:04:05.000Z"
     assert legacy_of(deleted)["status"] == "zombie"

@@ -57,9 +57,11 @@ def test_unknown_status_is_kept_and_the_number_stays_stopped() -> None:
 def test_providers_and_desired_state() -> None:
     # Given webjs, meta and an unknown provider / When mapped
     web, meta, other = (map_row(row(provider_type=p)).item for p in ("webjs", "meta", "baileys"))
-    # Then webjs becomes "web"; meta stays "meta" and stopped (no browser host serves it); unknown kept verbatim
+    # Then webjs becomes "web"; meta becomes a stopped Cloud API account waiting for its credentials (no browser
+    # host serves it); an unknown provider is kept verbatim
     assert (web["provider"], web["desired_state"]) == ("web", "running")
-    assert (meta["provider"], meta["desired_state"], meta["connection_status"]) == ("meta", "stopped", "WORKING")
+    assert (meta["provider"], meta["desired_state"], meta["connection_status"]) == ("cloud", "stopped", "STOPPED")
+    assert "PATCH its cloud credentials" in meta["status_reason"]
     assert other["provider"] == "baileys" and other["metadata"]["legacy"]["provider_type"] == "baileys"
     assert map_row(row(provider_type=...)).item["provider"] == "web"
 
