@@ -208,3 +208,36 @@ def test_without_a_websocket_it_polls_and_says_so(runtime: Any, tenant_admin: Ap
     assert tenant_admin.post(f"/accounts/{account_id}/start").status_code == 202
     page.wait_for_selector(f"#accounts-table tr[data-account-id='{account_id}'] [data-status=STARTING]",
                            timeout=15_000)
+
+
+def test_a_cloud_api_number_is_added_from_the_form_and_shows_its_webhook(
+        runtime: Any, tenant_admin: Api, fake_graph: Any, page: Any, shots: Path) -> None:
+    # Given a number at Meta (the fake Graph API) and the signed-in admin
+    phone_number_id = str(100000000000000 + uuid.uuid4().int % 899999999999999)
+    token = "EAAG-dashboard-" + "t" * 24
+    fake_graph.add_number(phone_number_id, token, "+1 555-010-0042", "Dashboard Co")
+    sign_in(page, runtime.api_url, str(tenant_admin.key))
+
+    # When a Cloud API number is added with its id, token and secrets
+    page.get_by_role("button", name="Add WhatsApp Number").click()
+    page.fill("#add-name", "Cloud line")
+    page.check("input[name=link][value=cloud]")
+    assert page.locator("#add-phone").is_hidden() and page.locator("#add-pnid").is_visible()
+    page.click("#add-submit")
+    page.wait_for_selector("#add-error:has-text('phone number ID')")  # asked for what is missing
+    page.fill("#add-pnid", phone_number_id)
+    page.fill("#add-token", token)
+    page.fill("#add-app-secret", "app-secret-from-meta")
+    page.fill("#add-verify-token", "verify-token-123")
+    page.click("#add-submit")
+
+    # Then its token is checked at once: WORKING, Meta's facts and the callback URL to enter at Meta, no secrets
+    page.wait_for_selector("#panel-status [data-status=WORKING]")
+    callback = page.locator("#cloud-callback").inner_text()
+    account_id = callback.rsplit("/", 1)[-1]
+    assert callback == f"{runtime.api_url}/webhooks/meta/{account_id}"
+    assert "Dashboard Co" in page.locator("#panel-link").inner_text()
+    assert token not in page.content() and "app-secret-from-meta" not in page.content()
+    assert page.locator("[data-action=logout]").is_hidden()
+    page.screenshot(path=shots / "cloud-panel.png")
+    assert tenant_admin.get(f"/accounts/{account_id}").json()["provider"] == "cloud"

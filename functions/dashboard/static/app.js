@@ -156,25 +156,48 @@ async function resync() {
 
 function openAdd() {
   $("#add-form").reset();
+  showAddFields();
   $("#add-error").textContent = "";
   $("#add-dialog").showModal();
   $("#add-name").focus();
+}
+
+function showAddFields() {
+  const cloud = $("#add-form").elements.link.value === "cloud";
+  $("#add-web").hidden = cloud;
+  $("#add-cloud").hidden = !cloud;
+}
+
+/** The `cloud` object of a Cloud API number from the form (empty optional fields left out). */
+function cloudFields() {
+  const fields = {phone_number_id: $("#add-pnid").value.trim(), access_token: $("#add-token").value.trim(),
+                  app_secret: $("#add-app-secret").value.trim(), verify_token: $("#add-verify-token").value.trim()};
+  return Object.fromEntries(Object.entries(fields).filter(([, v]) => v));
 }
 
 async function submitAdd(event) {
   event.preventDefault();
   const name = $("#add-name").value.trim();
   const phone = $("#add-phone").value.trim();
-  const pairing = $("#add-form").elements.link.value === "pairing";
+  const link = $("#add-form").elements.link.value;
+  const pairing = link === "pairing";
   const error = $("#add-error");
   if (!name) { error.textContent = "Give the number a name."; $("#add-name").focus(); return; }
   if (pairing && !phone) { error.textContent = "A pairing code needs the phone number."; $("#add-phone").focus(); return; }
+  const cloud = link === "cloud" ? cloudFields() : null;
+  if (cloud && (!cloud.phone_number_id || !cloud.access_token)) {
+    error.textContent = "A Cloud API number needs its phone number ID and an access token.";
+    $(cloud.phone_number_id ? "#add-token" : "#add-pnid").focus();
+    return;
+  }
   $("#add-submit").disabled = true;
   try {
-    const account = await state.api.post("/accounts", {account_name: name, ...(phone ? {phone_number: phone} : {})});
+    const body = cloud ? {account_name: name, provider: "cloud", cloud}
+      : {account_name: name, ...(phone ? {phone_number: phone} : {})};
+    const account = await state.api.post("/accounts", body);
     let pairingCode = null;
     if (pairing) pairingCode = await state.api.post(`/accounts/${account.account_id}/pairing-code`, {phone_number: phone});
-    else await state.api.post(`/accounts/${account.account_id}/start`);
+    else if (!cloud) await state.api.post(`/accounts/${account.account_id}/start`);  // cloud: checked at creation
     upsertAccount(await state.api.get(`/accounts/${account.account_id}`));
     $("#add-dialog").close();
     openPanel(account.account_id, {pairing: pairingCode});
@@ -248,6 +271,7 @@ function init() {
   $("#add-number").addEventListener("click", openAdd);
   $("#add-cancel").addEventListener("click", () => $("#add-dialog").close());
   $("#add-form").addEventListener("submit", submitAdd);
+  $("#add-form").addEventListener("change", showAddFields);
   $("#key-form").addEventListener("submit", createKey);
   const saved = sessionStorage.getItem(KEY_STORAGE);
   if (saved) {

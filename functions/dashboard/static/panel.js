@@ -1,5 +1,6 @@
 // One number's panel: how to link it (QR or pairing code), its actions, status history, a test message, recent
 // messages with live statuses and media, and its webhook deliveries.
+import {API_BASE} from "./api.js";
 import {$, badge, bytes, h, time, timeEl} from "./dom.js";
 
 const LINKING = new Set(["STARTING", "SCAN_QR_CODE"]);
@@ -123,6 +124,7 @@ export class Panel {
     const status = a.connection_status;
     for (const button of this.dialog.querySelectorAll("[data-action]")) {
       const name = button.dataset.action;
+      button.hidden = name === "logout" && a.provider === "cloud";  // no linked device to log out
       button.disabled = (name === "start" && (status === "WORKING" || LINKING.has(status)) && a.desired_state === "running")
         || (name === "stop" && status === "STOPPED" && a.desired_state !== "running");
     }
@@ -134,6 +136,7 @@ export class Panel {
     const section = $("#panel-link", this.dialog);
     if (!section || !this.account) return;
     const a = this.account;
+    if (a.provider === "cloud" && a.cloud) return this.renderCloud(section, a);
     if (!LINKING.has(a.connection_status)) {
       this.pairing = null;
       section.replaceChildren();
@@ -151,6 +154,24 @@ export class Panel {
     }
     if (this.pairing) return this.renderPairing(section);
     return this.loadQr(section);
+  }
+
+  /** A Cloud API number: what it is at Meta and where Meta must send its webhooks (secrets only as set / not set). */
+  renderCloud(section, a) {
+    const c = a.cloud;
+    const callback = new URL(c.webhook_path.replace(/^\//, ""), API_BASE).href;
+    const setOrNot = (flag) => (flag ? "set" : "not set");
+    section.replaceChildren(
+      h("h3", {id: "link-title"}, "Meta Cloud API"),
+      h("dl", {class: "cloud-facts"},
+        h("dt", {}, "Phone number ID"), h("dd", {}, h("code", {}, c.phone_number_id || "—")),
+        h("dt", {}, "Verified name"), h("dd", {}, c.verified_name || "—"),
+        h("dt", {}, "Webhook callback URL"), h("dd", {}, h("code", {id: "cloud-callback"}, callback)),
+        h("dt", {}, "Access token"), h("dd", {}, setOrNot(c.has_access_token)),
+        h("dt", {}, "App secret"), h("dd", {}, setOrNot(c.has_app_secret)),
+        h("dt", {}, "Verify token"), h("dd", {}, setOrNot(c.has_verify_token))),
+      h("p", {class: "muted"}, "In Meta's App Dashboard → WhatsApp → Configuration, enter this callback URL and the " +
+        "verify token, and subscribe to the messages field. A new token: Start checks it again."));
   }
 
   async loadQr(section) {
