@@ -111,7 +111,12 @@ OPERATE = """async ([call, [a]]) => {
       return one && one.isRevoked === false && one.isDeleted === false
         ? {error: {code: 'not_revoked', message: 'WhatsApp Web did not revoke it'}} : {done: true};
     }
-    if (call === 'read') { await WPP.chat.markIsRead(a.chat); return {done: true}; }
+    if (call === 'read') {
+      await WPP.chat.markIsRead(a.chat);
+      // wa-js resolves markIsComposing only when the duration is over (then it marks the chat paused): not awaited.
+      if (a.typing) WPP.chat.markIsComposing(a.chat, a.typing).catch(() => null);
+      return {done: true};
+    }
     return {error: {code: 'unsupported', message: call}};
   } catch (e) {
     return {error: {code: (e && e.code) || null, message: String((e && e.message) || e)}};

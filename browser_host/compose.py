@@ -11,12 +11,18 @@ import base64
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
+
 from browser_host.page import PermanentSendError, chat_id, wa_message_id
+from core.models.choices import numbered_text
+from core.models.rich import InteractiveBody
 
 # Calls that create a WhatsApp message with the id we choose (found again after a crash, never sent twice).
 MESSAGE_CALLS = frozenset({"text", "file", "location", "vcard", "poll"})
 # Calls that act on an existing message or chat: idempotent by nature (same emoji, same text, revoked once).
 OPERATIONS = frozenset({"reaction", "edit", "revoke", "read"})
+# A read receipt with Meta's `typing_indicator` shows "typing…" this long, or until the next message goes out.
+TYPING_MS = 25_000
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,10 @@ def compose(message_id: str, envelope: dict[str, Any], *, target_key: str | None
             options["isPtt"] = True
         content = f"data:{media.mime_type};base64,{base64.b64encode(media.data).decode()}"
         return Outgoing("file", [chat, content, options])
+    if kind == "interactive":
+        # WhatsApp Web has no buttons or lists: numbered text; inbound.py turns a numeric answer into the reply.
+        options["linkPreview"] = False
+        return Outgoing("text", [chat, numbered_text(interactive_body(envelope)), options])
     if kind == "location":
         location = envelope["location"]
         options.update({"lat": location["latitude"], "lng": location["longitude"]})
@@ -96,8 +106,24 @@ def compose(message_id: str, envelope: dict[str, Any], *, target_key: str | None
             text = envelope["text"]
             return Outgoing("edit", [{"target": target_key, "text": text["body"],
                                       "linkPreview": bool(text.get("preview_url"))}])
-        return Outgoing(kind, [{"target": target_key, "chat": _chat_of(target_key)}])
+        operation: dict[str, Any] = {"target": target_key, "chat": _chat_of(target_key)}
+        if kind == "read" and envelope.get("typing_indicator"):
+            operation["typing"] = TYPING_MS
+        return Outgoing(kind, [operation])
     raise PermanentSendError("unsupported_message_type", f"{kind} messages cannot be sent by the web provider")
+
+
+def interactive_body(envelope: dict[str, Any]) -> InteractiveBody:
+    """The button or list of a stored interactive envelope; PermanentSendError for anything WhatsApp Web cannot
+    show as numbered text."""
+    try:
+        body = InteractiveBody.model_validate(envelope.get("interactive"))
+    except ValidationError as exc:
+        raise PermanentSendError("invalid_message", "the stored interactive message cannot be read") from exc
+    if body.type not in ("button", "list"):
+        raise PermanentSendError("unsupported_message_type",
+                                 f"interactive {body.type} messages cannot be sent by the web provider")
+    return body
 
 
 def _chat_of(key: str) -> str:

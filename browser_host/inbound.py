@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from browser_host.media import MediaError, store_inbound
 from browser_host.page import TransientSendError
 from core.ids import event_id, inbound_message_id
+from core.models.choices import chosen_number
 from core.models.events import EventType
 from core.store.media import MediaStore
 
@@ -65,10 +66,13 @@ class Inbound:
         group = bool(msg.get("isGroupMsg"))
         phone, lid = await self.sender(msg.get("author") if group else msg.get("from"))
         kind, body = self._content(msg)
+        chosen = await self._chosen(str(msg.get("from") or "") if group else phone, body) if kind == "text" else None
+        if chosen is not None:
+            kind, body = "interactive", chosen[0]
         content: dict[str, Any] = {"type": kind, kind: body, "wa_message_id": wa_id}
         if group:
             content["group_id"] = str(msg.get("from") or "")
-        quoted = await self._quoted(msg)
+        quoted = chosen[1] if chosen is not None else await self._quoted(msg)
         if quoted:
             content["context"] = quoted
         if kind in {"image", "video", "audio", "document", "sticker"}:
@@ -116,6 +120,16 @@ class Inbound:
             return "poll", {"question": msg.get("pollName") or "", "options": list(msg.get("pollOptions") or []),
                             "max_selections": msg.get("pollSelectableOptionsCount") or 1}
         return "unsupported", {"wa_type": wa_type[:64]}
+
+    async def _chosen(self, chat: str, body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """A bare number answering the chat's numbered-text buttons or list: (Meta's interactive reply, its
+        context); None for any other text (the stored menu is only read for texts that are a number)."""
+        text = str(body.get("body") or "")
+        if chosen_number(text) is None:
+            return None
+        menu = await self.store.choice_menu(self.runner.account_id, chat)
+        reply = menu.reply(text) if menu is not None else None
+        return (reply, menu.context()) if reply is not None and menu is not None else None
 
     async def _quoted(self, msg: dict[str, Any]) -> dict[str, Any] | None:
         stanza = msg.get("quotedStanzaID")

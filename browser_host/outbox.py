@@ -17,12 +17,13 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from browser_host.compose import MediaBytes, Outgoing, compose, target_of
+from browser_host.compose import MediaBytes, Outgoing, compose, interactive_body, target_of
 from browser_host.media import MediaError, load_outbound
 from browser_host.page import PermanentSendError, TransientSendError, serialized_id
 from browser_host.state import Backoff, ack_status
 from core.errors import LeaseLost
 from core.ids import id_floor
+from core.models.choices import ChoiceMenu
 from core.models.envelope import MEDIA_TYPES
 from core.models.messages import STATUS_RANK, MessageStatus
 from core.store.messages import PENDING
@@ -138,6 +139,9 @@ class Outbox:
         to = str(envelope.get("to", ""))
         serialized = serialized_id(item.message_id, to)
         current = [item]
+        # Numbered-text buttons and lists: what the numbers mean is stored before the text can reach the chat.
+        menu = ChoiceMenu.of(item.message_id, serialized, interactive_body(envelope)) \
+            if envelope.get("type") == "interactive" else None
 
         async def take(attempt: bool) -> None:
             """queued → sending (fenced) as this message is handed over; one write, the attempt counted in it."""
@@ -161,6 +165,8 @@ class Outbox:
             if not runner.lease_valid():
                 raise TransientSendError("the lease is not confirmed")
             await take(attempt=True)
+            if menu is not None:
+                await self.store.remember_choices(lease, to, menu)  # LeaseLost when no longer ours
 
         page = runner.page
         if page is None:

@@ -9,6 +9,7 @@ from typing import Any
 from core.aws import client
 from core.config import Settings
 from core.models.accounts import ConnectionStatus
+from core.models.choices import ChoiceMenu
 from core.models.common import utcnow
 from core.models.events import EventType
 from core.models.messages import Direction, MessageStatus
@@ -183,6 +184,12 @@ class HostStore:
     async def remember_lid(self, lease: Lease, phone: str, lid: str) -> bool:
         return await asyncio.to_thread(self.contacts.remember_lid, lease.account_id, phone, lid, lease.token,
                                        self.settings.contact_cache_hours)
+
+    async def remember_choices(self, lease: Lease, chat: str, menu: ChoiceMenu) -> bool:
+        return await asyncio.to_thread(self.contacts.remember_choices, lease.account_id, chat, menu, lease.token)
+
+    async def choice_menu(self, account_id: str, chat: str) -> ChoiceMenu | None:
+        return await asyncio.to_thread(self.contacts.choices, account_id, chat)
 
     # --- snapshots ------------------------------------------------------------------------------------------
 

@@ -283,13 +283,20 @@ class InteractiveMessage(_Envelope):
     interactive: InteractiveBody
 
 
+class TypingIndicator(_Strict):
+    type: Literal["text"]
+
+
 class MarkRead(_Strict):
     """Cloud API read receipt: `{"messaging_product": "whatsapp", "status": "read", "message_id": ...}` on the send
-    endpoint; the contact sees the chat read up to that message."""
+    endpoint; the contact sees the chat read up to that message. With `typing_indicator` the contact also sees
+    "typing…" for up to 25 s, or until the account's next message."""
 
     messaging_product: Literal["whatsapp"] = "whatsapp"
     status: Literal["read"]
     message_id: str = Field(min_length=1, max_length=200, description="An inbound message (wagate or WhatsApp id).")
+    typing_indicator: TypingIndicator | None = Field(
+        default=None, description='`{"type": "text"}`: show the contact "typing…" (up to 25 s or until you send).')
 
 
 class EditRequest(_Strict):

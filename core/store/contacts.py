@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pynamodb.exceptions import DoesNotExist, UpdateError
 from pynamodb.expressions.condition import Condition
 
+from core.models.choices import REPLY_WINDOW, ChoiceMenu
 from core.models.common import utcnow
 from core.store.conditions import fenced_write, is_conditional
 from core.store.tables import ContactItem
@@ -16,6 +17,8 @@ from core.store.tables import ContactItem
 PENDING = "pending"
 DONE = "done"
 RATE_PREFIX = "#rate#"
+# A chat's numbered choices live in a row of their own: their 24 h must not hang on the number-check cache's TTL.
+CHOICES_PREFIX = "#choices#"
 
 
 class ContactRepository:
@@ -81,3 +84,15 @@ class ContactRepository:
         condition: Condition | None = None
         return fenced_write(account_id, token, update=(ContactItem(account_id, phone), [
             ContactItem.lid.set(lid), ContactItem.expires_at.set(int(time.time()) + ttl_hours * 3600)], condition))
+
+    def remember_choices(self, account_id: str, chat: str, menu: ChoiceMenu, token: int) -> bool:
+        """The numbered choices just sent to a chat (a phone number or group id), replacing earlier ones; fenced
+        by the lease, kept an hour past the 24 h a reply may take."""
+        expires = int(time.time() + REPLY_WINDOW.total_seconds()) + 3600
+        return fenced_write(account_id, token, update=(ContactItem(account_id, CHOICES_PREFIX + chat), [
+            ContactItem.choices.set(menu.model_dump_json()), ContactItem.expires_at.set(expires)], None))
+
+    def choices(self, account_id: str, chat: str) -> ChoiceMenu | None:
+        """What the numbers of the last numbered-text interactive message to a chat mean, if any."""
+        item = self.get(account_id, CHOICES_PREFIX + chat)
+        return ChoiceMenu.parse(item.choices) if item is not None else None

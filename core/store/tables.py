@@ -295,7 +295,8 @@ class WebhookDeliveryItem(Model):
 
 class ContactItem(Model):
     """What an account knows about a phone number: whether it is on WhatsApp (checked on request, cached), its
-    LID; and, under `#rate#<minute>` keys, the account's number checks per minute."""
+    LID; under `#rate#<minute>` keys, the account's number checks per minute; under `#choices#<chat>` keys, what
+    the numbers of the last numbered-text interactive message to that chat mean."""
 
     class Meta(_Meta):
         table_name = "wagate-contacts"
@@ -310,6 +311,7 @@ class ContactItem(Model):
     requested_at = UnicodeAttribute(null=True)
     checked_at = UnicodeAttribute(null=True)
     checks = NumberAttribute(null=True)  # under a `#rate#` key: checks made that minute
+    choices = UnicodeAttribute(null=True)  # under a `#choices#` key: a ChoiceMenu as JSON
     expires_at = NumberAttribute(null=True)  # TTL, epoch seconds
 
 

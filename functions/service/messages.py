@@ -191,7 +191,9 @@ def enqueue(
         target = find_target(svc, account_id, message.message_id)
         if target.direction != Direction.INBOUND.value:
             raise InvalidRequest("only received messages can be marked as read", code="not_an_inbound_message")
-        envelope = {"type": "read", "to": target.from_number or "", "message_id": target.message_id}
+        envelope: dict[str, Any] = {"type": "read", "to": target.from_number or "", "message_id": target.message_id}
+        if message.typing_indicator is not None:
+            envelope["typing_indicator"] = message.typing_indicator.model_dump(mode="json")
     else:
         envelope = envelope_fields(message)
     return accept(svc, account, envelope, idempotency_key=idempotency_key, correlation_id=correlation_id)

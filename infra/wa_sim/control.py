@@ -97,6 +97,12 @@ async def messages(request: web.Request) -> web.Response:
     return web.json_response({"contact": contact, "messages": rows})
 
 
+async def contact_typing(request: web.Request) -> web.Response:
+    """GET /sim/contacts/{contact}/typing: the accounts whose chat shows "typing…" on the contact's phone."""
+    contact = normalize_phone(request.match_info["contact"])
+    return web.json_response({"contact": contact, "typing": _net(request).typing(contact)})
+
+
 async def contact_send(request: web.Request) -> web.Response:
     """POST /sim/contacts/{contact}/send: the contact writes (any type) to an account."""
     data = await _body(request)
@@ -202,6 +208,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/sim/pending", pending)
     app.router.add_get("/sim/contacts/{contact}/messages", messages)
     app.router.add_get("/sim/contacts/{contact}", contact_info)
+    app.router.add_get("/sim/contacts/{contact}/typing", contact_typing)
     app.router.add_get("/sim/contacts/{contact}/messages/{id}/media", message_media)
     app.router.add_post("/sim/contacts/{contact}/send", contact_send)
     app.router.add_post("/sim/contacts/{contact}/react", contact_react)

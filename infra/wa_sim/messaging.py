@@ -25,6 +25,8 @@ class Messaging:
     config: SimConfig
     messages: dict[str, list[ChatMessage]]
     lids: dict[str, str]
+    #: (contact, account) -> what the contact sees of the account's chat presence: {state, since, until}.
+    presence: dict[tuple[str, str], Frame]
 
     def is_registered(self, phone: str) -> bool:
         raise NotImplementedError
@@ -87,6 +89,7 @@ class Messaging:
             existing = ChatMessage(str(msg["id"]), contact, phone, "received", timestamp=int(time.time()),
                                    via_lid=via_lid, quoted_id=str(quoted) if quoted else None, **from_wire(msg))
             self.messages.setdefault(contact, []).append(existing)
+            self.presence.pop((contact, phone), None)  # a message from the account ends its "typing…"
         return {"type": "send_ack", "id": existing.id, "t": existing.timestamp}
 
     def _own(self, phone: str, frame: Frame) -> ChatMessage:
@@ -138,6 +141,24 @@ class Messaging:
                 msg.status = "read"
                 changed += 1
         return changed
+
+    def account_presence(self, phone: str, contact: str, state: str, duration: float | None) -> None:
+        """The account's page marked the chat composing (for `duration` seconds, or until paused or its next
+        message) or paused."""
+        if state == "composing":
+            now = time.time()
+            self.presence[(contact, phone)] = {"state": "composing", "since": now,
+                                               "until": now + duration if duration else None}
+        elif state == "paused":
+            self.presence.pop((contact, phone), None)
+        else:
+            raise SimError(400, "invalid_presence", "state is composing or paused")
+
+    def typing(self, contact: str) -> list[Frame]:
+        """The accounts the contact sees "typing…" now."""
+        now = time.time()
+        return [{"account": account, **p} for (who, account), p in list(self.presence.items())
+                if who == contact and (p["until"] is None or p["until"] > now)]
 
     # -- the contact's phone --------------------------------------------------------------------
     def inbound(self, contact: str, to: str, content: Frame, quoted_id: str | None = None,

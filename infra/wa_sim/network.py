@@ -83,6 +83,7 @@ class Network(Messaging):
         self.pages: dict[str, PageLink] = {}
         self.pairing: dict[str, PairingRequest] = {}
         self.lids: dict[str, str] = {}
+        self.presence: dict[tuple[str, str], Frame] = {}
         self._fid = 0
 
     # -- registry -----------------------------------------------------------------------------
@@ -109,6 +110,7 @@ class Network(Messaging):
         self.accounts.clear()
         self.messages.clear()
         self.pairing.clear()
+        self.presence.clear()
 
     # -- linking ------------------------------------------------------------------------------
     def new_pairing_code(self, page_id: str, phone: str) -> str:

@@ -298,6 +298,13 @@ class PageSession:
         contact, _ = self.network.resolve_contact(frame["chat"])
         self.network.mark_read(phone, contact)
 
+    def _on_presence(self, frame: Frame) -> None:
+        phone = self._require_login()
+        contact, _ = self.network.resolve_contact(frame["chat"])
+        duration = frame.get("duration")
+        self.network.account_presence(phone, contact, str(frame.get("state")),
+                                      float(duration) / 1000 if isinstance(duration, int | float) else None)
+
     def _on_got(self, frame: Frame) -> None:
         if self.phone is not None and self.device_id is not None:
             self.network.confirm(self.phone, self.device_id, int(frame["fid"]))

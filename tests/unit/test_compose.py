@@ -79,3 +79,47 @@ def test_targets_are_found_for_replies_reactions_and_operations() -> None:
 def test_what_can_never_be_sent_fails_permanently(envelope: dict) -> None:
     with pytest.raises(PermanentSendError):
         compose("m", envelope)
+
+
+BUTTONS = {"type": "button", "header": {"type": "text", "text": "Order 42"}, "body": {"text": "Is it still needed?"},
+           "footer": {"text": "Acme support"},
+           "action": {"buttons": [{"type": "reply", "reply": {"id": "yes-42", "title": "Yes"}},
+                                  {"type": "reply", "reply": {"id": "no-42", "title": "No"}}]}}
+LIST = {"type": "list", "body": {"text": "Pick a slot"},
+        "action": {"button": "Slots", "sections": [
+            {"title": "Morning", "rows": [{"id": "m9", "title": "9:00", "description": "with Ann"},
+                                          {"id": "m11", "title": "11:00"}]},
+            {"title": "Afternoon", "rows": [{"id": "a3", "title": "15:00", "description": "with Bob"}]}]}}
+
+
+def test_buttons_go_as_numbered_text() -> None:
+    out = compose("msg_i", {"type": "interactive", "to": TO, "interactive": BUTTONS})
+    chat, text, options = out.args
+    assert (out.call, chat) == ("text", CHAT) and options["messageId"] == wa_message_id("msg_i")
+    assert text == ("*Order 42*\n\nIs it still needed?\n\n1. Yes\n2. No\n\n_Acme support_\n\n"
+                    "Reply with the number of your choice.")
+
+
+def test_lists_go_as_numbered_rows_under_their_section_titles() -> None:
+    out = compose("msg_l", {"type": "interactive", "to": TO, "interactive": LIST}, target_key=KEY)
+    text = out.args[1]
+    assert out.call == "text" and out.args[2]["quotedMsg"] == KEY
+    assert text == ("Pick a slot\n\nMorning\n1. 9:00 — with Ann\n2. 11:00\nAfternoon\n3. 15:00 — with Bob\n\n"
+                    "Reply with the number of your choice.")
+
+
+@pytest.mark.parametrize("interactive", [
+    {"type": "cta_url", "body": {"text": "x"}, "action": {"name": "cta_url", "parameters": {"url": "https://a"}}},
+    {"type": "button", "body": {"text": "no buttons"}, "action": {}},
+])
+def test_other_interactive_messages_fail_permanently(interactive: dict) -> None:
+    with pytest.raises(PermanentSendError):
+        compose("m", {"type": "interactive", "to": TO, "interactive": interactive})
+
+
+def test_a_read_receipt_with_a_typing_indicator_shows_typing_for_25_seconds() -> None:
+    plain = compose("m", {"type": "read", "to": TO, "message_id": "msg_x"}, target_key=f"false_{CHAT}_ID")
+    typing = compose("m", {"type": "read", "to": TO, "message_id": "msg_x", "typing_indicator": {"type": "text"}},
+                     target_key=f"false_{CHAT}_ID")
+    assert "typing" not in plain.args[0]
+    assert typing.call == "read" and typing.args[0] == {"target": f"false_{CHAT}_ID", "chat": CHAT, "typing": 25_000}

@@ -287,6 +287,13 @@
     if (!state.authenticated) throw new WPPError('not_authenticated', 'WhatsApp Web is not authenticated');
   }
 
+  /** wa-js' assertGetChat: the chat of an id, or WPPError `chat_not_found`. */
+  function knownChat(chatId) {
+    const chat = state.chats.get(assertWid(chatId)._serialized);
+    if (!chat) throw new WPPError('chat_not_found', `Chat not found for ${chatId}`, { id: chatId });
+    return chat;
+  }
+
   // -- the operations behind WPP ------------------------------------------------------------------
   const core = {
     state,
@@ -324,14 +331,29 @@
     sendTextMessage: (chatId, content, options) => S.messages.sendText(chatId, content, options),
     async markIsRead(chatId) {
       const wid = assertWid(chatId);
-      const chat = state.chats.get(wid._serialized);
-      if (!chat) throw new WPPError('chat_not_found', `Chat not found for ${chatId}`, { id: chatId });
+      const chat = knownChat(chatId);
       const unreadCount = chat.unreadCount;
       chat.unreadCount = 0;
       if (state.online) send({ type: 'read', chat: wid._serialized });
       else whenOnline().then(() => send({ type: 'read', chat: wid._serialized }), () => null);
       render();
       return { wid: chat.id, unreadCount };
+    },
+    // Presence is not queued like messages: offline, the contact simply sees nothing.
+    async markIsComposing(chatId, duration) {
+      const chat = knownChat(chatId);
+      send({ type: 'presence', chat: chat.id._serialized, state: 'composing', duration: duration || null });
+      if (chat.pausedTimerId) { clearTimeout(chat.pausedTimerId); chat.pausedTimerId = null; }
+      // As wa-js: with a duration, resolves once it is over and the chat was marked paused.
+      if (duration) {
+        await new Promise((resolve) => {
+          chat.pausedTimerId = setTimeout(() => core.markIsPaused(chatId).then(resolve, resolve), duration);
+        });
+      }
+    },
+    async markIsPaused(chatId) {
+      const chat = knownChat(chatId);
+      send({ type: 'presence', chat: chat.id._serialized, state: 'paused' });
     },
     takeover,
     getStreamData() {

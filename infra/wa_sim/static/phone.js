@@ -49,13 +49,16 @@ async function refreshConversation() {
   const contact = digits($('contact').value);
   if (!contact) { $('conversation').innerHTML = ''; return; }
   const business = digits($('business').value);
-  const { messages } = await api('GET', `/sim/contacts/${contact}/messages?direction=all`);
+  const [{ messages }, { typing }] = await Promise.all([api('GET', `/sim/contacts/${contact}/messages?direction=all`),
+    api('GET', `/sim/contacts/${contact}/typing`)]);
   $('conversation').innerHTML = messages.filter((m) => !business || m.from === business || m.to === business)
     .map((m) => `<div class="msg ${m.direction}"><span>${esc(m.body)}</span>
       <span class="status">${m.direction === 'received' ? `from +${esc(m.from)}` : 'you'} · ${esc(m.status)}</span>
       ${m.direction === 'received' && m.status !== 'read' ? `${m.status === 'sent'
         ? `<button data-ack="delivered" data-id="${esc(m.id)}">Delivered</button>` : ''}
-        <button data-ack="read" data-id="${esc(m.id)}">Read</button>` : ''}</div>`).join('');
+        <button data-ack="read" data-id="${esc(m.id)}">Read</button>` : ''}</div>`).join('')
+    + typing.filter((t) => !business || t.account === business)
+      .map((t) => `<div class="typing">+${esc(t.account)} is typing…</div>`).join('');
 }
 
 async function refresh() {

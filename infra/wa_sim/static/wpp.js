@@ -218,6 +218,8 @@
       M().deleteMessage(chatId, ids, deleteMediaInDevice, revoke)),
     downloadMedia: later((id) => M().downloadMedia(id)),
     markIsRead: later((chatId) => core().markIsRead(chatId)),
+    markIsComposing: later((chatId, duration) => core().markIsComposing(chatId, duration)),
+    markIsPaused: later((chatId) => core().markIsPaused(chatId)),
     get: (chatId) => (S.core ? core().getChat(chatId) : undefined),
     getMessageById: later((id) => M().getMessageById(id)),
   };
