@@ -17,6 +17,7 @@ import json
 import re
 import secrets
 import threading
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ class Recorded:
     body: bytes
     json: Any = None
     status: int = 0
+    at: float = field(default_factory=time.time)  # when the request arrived (epoch seconds)
 
 
 @dataclass
