@@ -118,7 +118,7 @@ def test_every_content_type_is_accepted(tenant_admin: Api, runtime: Any, body: d
 INVALID_BODIES: list[tuple[str, Any, str]] = [
     ("missing to", {"type": "text", "text": {"body": "x"}}, "missing"),
     ("bad to", {"to": "hello", "type": "text", "text": {"body": "x"}}, "value_error"),
-    ("unknown type", {"to": "15550001111", "type": "template", "template": {}}, "union_tag_invalid"),
+    ("unknown type", {"to": "15550001111", "type": "sticker_pack", "sticker_pack": {}}, "union_tag_invalid"),
     ("poll of one", {"to": "15550001111", "type": "poll", "poll": {"question": "q", "options": ["a"]}},
      "too_short"),
     ("read without id", {"status": "read"}, "missing"),

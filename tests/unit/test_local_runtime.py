@@ -44,10 +44,11 @@ def test_template_parsing_reads_tags_routes_and_mappings() -> None:
     accounts = next(r for r in routes if r.path == "/accounts" and r.method == "post")
     assert health.authorizer is None and accounts.authorizer == "ApiKeyAuthorizer"
     mappings = {m.queue: m for m in sqs_mappings(template)}
-    assert set(mappings) == {"IngressQueue", "EventsQueue", "WebhookRetryQueue", "RealtimeQueue"}
+    assert set(mappings) == {"IngressQueue", "EventsQueue", "WebhookRetryQueue", "RealtimeQueue", "CloudOutboxQueue"}
     ingress = mappings["IngressQueue"]
     assert ingress.report_failures and ingress.batch_size == 10 and ingress.function == "IngressFunction"
     assert mappings["EventsQueue"].function == mappings["WebhookRetryQueue"].function == "WebhookFunction"
+    assert mappings["CloudOutboxQueue"].function == "CloudSenderFunction" and mappings["CloudOutboxQueue"].report_failures
 
 
 def test_intrinsics_resolve_against_the_stack() -> None:
