@@ -133,8 +133,11 @@ def to_graph_body(envelope: Mapping[str, Any], media_ids: Mapping[str, str] | No
         raise ValueError(problem)
     wamid = dict(message_ids or {})
     if envelope.get("status") == "read" and "type" not in envelope:
-        return {"messaging_product": "whatsapp", "status": "read",
-                "message_id": wamid.get(envelope["message_id"], envelope["message_id"])}
+        read: dict[str, Any] = {"messaging_product": "whatsapp", "status": "read",
+                                "message_id": wamid.get(envelope["message_id"], envelope["message_id"])}
+        if envelope.get("typing_indicator"):  # "typing…" until the reply (at most 25 s)
+            read["typing_indicator"] = dict(envelope["typing_indicator"])
+        return read
     kind = str(envelope["type"])
     body: dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual",
                             "to": str(envelope["to"]).lstrip("+"), "type": kind}

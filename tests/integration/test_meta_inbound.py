@@ -142,3 +142,24 @@ def test_another_numbers_payload_is_not_stored_under_this_account(
 
     assert fake_graph.deliver_webhook(hook_url(runtime, account_id), APP_SECRET, payload) == 200
     assert tenant_admin.get(f"/accounts/{account_id}/messages").json()["items"] == []
+
+
+def test_a_read_receipt_with_typing_reaches_meta_for_a_received_message(
+        runtime: Any, tenant_admin: Api, fake_graph: Any) -> None:
+    account = cloud_account(tenant_admin, fake_graph)
+    account_id, pnid = account["account_id"], account["cloud"]["phone_number_id"]
+    payload = meta.inbound_text(pnid, DISPLAY, "15550007777", "are you there?")
+    wamid = payload["entry"][0]["changes"][0]["value"]["messages"][0]["id"]
+    assert fake_graph.deliver_webhook(hook_url(runtime, account_id), APP_SECRET, payload) == 200
+    [received] = tenant_admin.get(f"/accounts/{account_id}/messages").json()["items"]
+
+    read = tenant_admin.post(f"/accounts/{account_id}/messages", json={
+        "messaging_product": "whatsapp", "status": "read", "message_id": received["message_id"],
+        "typing_indicator": {"type": "text"}})
+
+    assert read.status_code == 202, read.text
+    final(tenant_admin, account_id, read.json()["message_id"], "sent")
+    assert [r.json for r in fake_graph.requests if r.json and r.json.get("status") == "read"
+            and r.json.get("message_id") == wamid] == [
+        {"messaging_product": "whatsapp", "status": "read", "message_id": wamid,
+         "typing_indicator": {"type": "text"}}]
