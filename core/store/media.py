@@ -221,6 +221,13 @@ class MediaStore:
         finally:
             body.close()
 
+    def delete(self, key: str) -> None:
+        """Remove an object (S3 answers alike whether it existed or not)."""
+        try:
+            self.s3.delete_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            raise _fail(exc) from exc
+
     def presign_get(self, key: str, ttl_seconds: int) -> str:
         """A URL that reads the object for `ttl_seconds` (no AWS call: signed locally)."""
         return str(presigner().generate_presigned_url("get_object", Params={"Bucket": self.bucket, "Key": key},

@@ -8,19 +8,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from core.errors import Unauthorized
 from core.observability import logger, metrics
-from functions.service.api_keys import authenticate
+from functions.service.api_keys import authenticate, presented_key
 from functions.service.context import services
 
-
-def presented_key(headers: dict[str, str] | None) -> str | None:
-    """The key from `X-Api-Key`, else from `Authorization: Bearer <key>`."""
-    lowered = {k.lower(): v for k, v in (headers or {}).items()}
-    if lowered.get("x-api-key"):
-        return lowered["x-api-key"].strip()
-    scheme, _, token = (lowered.get("authorization") or "").partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        return token.strip()
-    return None
+__all__ = ["lambda_handler", "presented_key"]
 
 
 def _api_arn(method_arn: str) -> str:

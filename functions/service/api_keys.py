@@ -52,6 +52,17 @@ def issue_key(
     return ApiKeyCreated(**_view(item).model_dump(), api_key=api_key)
 
 
+def presented_key(headers: dict[str, str] | None) -> str | None:
+    """The key from `X-Api-Key`, else from `Authorization: Bearer <key>` (what Cloud API SDKs send)."""
+    lowered = {k.lower(): v for k, v in (headers or {}).items()}
+    if lowered.get("x-api-key"):
+        return lowered["x-api-key"].strip()
+    scheme, _, token = (lowered.get("authorization") or "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return None
+
+
 def authenticate(svc: Services, api_key: str | None) -> Principal:
     """The principal of a presented key, or Unauthorized (same answer for unknown and wrong keys)."""
     key_id = _key_id(api_key or "")

@@ -6,19 +6,23 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from core.errors import InvalidRequest, NotFound
-from core.models.common import Principal
+from core.ids import new_id
+from core.models.common import Principal, utcnow
 from core.models.media import (
     MAX_BYTES,
     MAX_UPLOAD_BYTES,
     MEDIA_TYPES,
+    MIME_PATTERN,
     SNIFF_BYTES,
     MediaInfo,
     MediaUpload,
     MediaUploadRequest,
+    base_mime,
     fits,
     same_content,
     sniff,
@@ -48,6 +52,47 @@ def get_media(svc: Services, principal: Principal, media_id: str) -> MediaInfo:
     return MediaInfo(id=media_id, mime_type=found.mime_type, size_bytes=found.size_bytes if found.uploaded else None,
                      sha256=found.sha256, filename=found.filename, uploaded=found.uploaded,
                      created_at=found.created_at)
+
+
+def message_type_for(mime_type: str) -> str:
+    """The message type that carries content of `mime_type` (`image/png` → image; unknown kinds → document)."""
+    major = base_mime(mime_type).split("/", 1)[0]
+    return {"image": "image", "video": "video", "audio": "audio"}.get(major, "document")
+
+
+def store_bytes(svc: Services, principal: Principal, data: bytes, mime_type: str,
+                filename: str | None = None) -> MediaInfo:
+    """Bytes that came with the request (the Cloud API's multipart upload), checked like a message's media (the
+    bytes' real type against `mime_type`, the size limit of the type's message type) and stored under a new media
+    id of the tenant, to send as `id`."""
+    require_role(principal, *WRITERS)
+    if not re.match(MIME_PATTERN, base_mime(mime_type)):
+        raise InvalidRequest(f"{mime_type!r} is not a MIME type", code="validation_error")
+    _check_content(message_type_for(mime_type), mime_type, data[:SNIFF_BYTES], len(data))
+    media_id = new_id("med")
+    metadata = {"tenant": principal.tenant_id, "source": "upload"}
+    if filename:
+        metadata["filename"] = filename.encode("ascii", "backslashreplace").decode()[:240]
+    stored = svc.media.put(media_key(principal.tenant_id, media_id), data, mime_type, metadata)
+    return MediaInfo(id=media_id, mime_type=mime_type, size_bytes=len(data), sha256=stored.sha256,
+                     filename=stored.filename, uploaded=True, created_at=utcnow())
+
+
+def download_url(svc: Services, principal: Principal, media_id: str, ttl_seconds: int) -> tuple[MediaInfo, str]:
+    """An uploaded media object of the tenant and a presigned GET of its bytes; `media_not_found` when it does
+    not exist or was announced but never uploaded."""
+    info = get_media(svc, principal, media_id)
+    if not info.uploaded:
+        raise NotFound("the media was announced but its bytes were never uploaded", code="media_not_found")
+    return info, svc.media.presign_get(media_key(principal.tenant_id, media_id), ttl_seconds)
+
+
+def delete_media(svc: Services, principal: Principal, media_id: str) -> None:
+    """Delete the tenant's media object; messages already accepted with it fail with `media_not_found`."""
+    require_role(principal, *WRITERS)
+    if svc.media.exists(principal.tenant_id, media_id) is None:
+        raise NotFound("no such media", code="media_not_found")
+    svc.media.delete(media_key(principal.tenant_id, media_id))
 
 
 def externalize(svc: Services, tenant_id: str, envelope: dict[str, Any]) -> dict[str, Any]:
