@@ -20,7 +20,7 @@ from core.models.envelope import MEDIA_TYPES
 
 DEFAULT_TIMEOUT = 10.0
 #: Types Meta's send endpoint accepts that our envelope carries (template: passed through as Meta's object).
-CLOUD_TYPES = frozenset({"text", "location", "contacts", "reaction", "template", *MEDIA_TYPES})
+CLOUD_TYPES = frozenset({"text", "location", "contacts", "reaction", "template", "interactive", *MEDIA_TYPES})
 #: Media body fields Meta knows, per type; our stored extras (mime_type, sha256, size_bytes) stay behind.
 _MEDIA_FIELDS: dict[str, tuple[str, ...]] = {
     "image": ("caption",), "video": ("caption",), "audio": ("voice",),
@@ -154,7 +154,7 @@ def to_graph_body(envelope: Mapping[str, Any], media_ids: Mapping[str, str] | No
     elif kind == "reaction":
         body["reaction"] = {"message_id": wamid.get(content["message_id"], content["message_id"]),
                             "emoji": content["emoji"]}
-    else:  # contacts and template: our model is Meta's object (stored empty lists and nulls left out)
+    else:  # contacts, template, interactive: our model is Meta's object (stored empty lists and nulls left out)
         body[kind] = _compact(content)
     reference = envelope.get("client_reference") or envelope.get("biz_opaque_callback_data")
     if reference:

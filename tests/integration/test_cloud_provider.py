@@ -232,3 +232,18 @@ def test_a_migrated_meta_session_is_completed_with_its_credentials_and_started(
     assert started.json()["connection_status"] == "WORKING"
     message_id = send(tenant_admin, account_id, {"to": "15550001234", "type": "text", "text": {"body": "back"}})
     assert final(tenant_admin, account_id, message_id, "sent")["wa_message_id"].startswith("wamid.")
+
+
+def test_interactive_buttons_go_to_meta_as_they_are(tenant_admin: Api, fake_graph: Any) -> None:
+    account = cloud_account(tenant_admin, fake_graph)
+    account_id, phone_number_id = account["account_id"], account["cloud"]["phone_number_id"]
+    interactive = {"type": "button", "body": {"text": "Ship it?"}, "action": {"buttons": [
+        {"type": "reply", "reply": {"id": "yes", "title": "Yes"}},
+        {"type": "reply", "reply": {"id": "no", "title": "No"}}]}}
+
+    final(tenant_admin, account_id, send(tenant_admin, account_id, {
+        "to": "15550002222", "type": "interactive", "interactive": interactive}), "sent")
+
+    assert sends_to(fake_graph, phone_number_id) == [
+        {"messaging_product": "whatsapp", "recipient_type": "individual", "to": "15550002222",
+         "type": "interactive", "interactive": interactive}]
