@@ -73,7 +73,8 @@ class _Failure:
 class FakeGraph:
     """The Graph API endpoints the `cloud` provider uses, with a Python control API."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
+        self.port = port  # 0: any free port
         self.numbers: dict[str, Number] = {}
         self.media: dict[str, Media] = {}
         self.requests: list[Recorded] = []
@@ -96,7 +97,7 @@ class FakeGraph:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self._server.daemon_threads = True
         self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}"
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-graph",
@@ -287,3 +288,28 @@ def _unsupported(object_id: str, method: str = "get") -> tuple[int, dict[str, st
         f"Unsupported {method} request. Object with ID '{object_id}' does not exist, cannot be loaded due to missing "
         "permissions, or does not support this operation. Please read the Graph API documentation at "
         "https://developers.facebook.com/docs/graph-api"))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m infra.local.fake_graph --number ID:TOKEN[:DISPLAY]`: the fake on a port of its own, to try Cloud
+    API numbers with `make run` without Meta (`GRAPH_API_BASE_URL=<printed url> make run`)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--port", type=int, default=4580)
+    parser.add_argument("--number", action="append", default=[], help="PHONE_NUMBER_ID:TOKEN[:DISPLAY_NUMBER]")
+    args = parser.parse_args(argv)
+    fake = FakeGraph(args.port)
+    for spec in args.number:
+        phone_number_id, token, *display = spec.split(":", 2)
+        fake.add_number(phone_number_id, token, display[0] if display else "+1 555-010-0000")
+    fake.start()
+    print(f"fake Graph API at {fake.base_url} with {len(fake.numbers)} number(s); Ctrl-C stops it", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        fake.stop()
+
+
+if __name__ == "__main__":
+    main()
