@@ -256,6 +256,20 @@ def _contact(data: dict[str, Any], scope: str) -> dict[str, Any]:
             "user_id": business_scoped_user_id(scope, sender)}
 
 
+def received_media_id(message_id: str, account_id: str) -> str:
+    """The media id of a received message in Meta's format: `{message_id}.{account_id}` (just the message id when
+    the account is unknown)."""
+    return f"{message_id}.{account_id}" if account_id else message_id
+
+
+def parse_received_media_id(media_id: str) -> tuple[str, str] | None:
+    """(message id, account id) of `received_media_id`'s output; None for anything else."""
+    message_id, dot, account_id = media_id.partition(".")
+    if not dot or not message_id.startswith("msg_") or not account_id:
+        return None
+    return message_id, account_id
+
+
 def business_scoped_user_id(scope: str, phone: str) -> str:
     """A stable stand-in for Meta's business-scoped user id (BSUID, `CC.<digits>`, required by current Cloud API
     clients): the same contact of the same number always gets the same id; other numbers get another. `ZZ`
@@ -288,8 +302,9 @@ def _received(event: dict[str, Any], data: dict[str, Any], display_phone_number:
     if kind in MEDIA_TYPES and isinstance(body, dict):
         media = _object(data.get("media"))
         out = {k: v for k, v in body.items() if v is not None}
-        # Meta's media id names the media for `GET /{id}`; wagate's is the message's own id.
-        out["id"] = str(data.get("message_id") or message["id"])
+        # Meta's media id names the media for `GET /{version}/{id}`; wagate's names the message and its account
+        # (`GET /{version}/{msg_….acc_…}` on the compatibility route answers with a short-lived URL).
+        out["id"] = received_media_id(str(data.get("message_id") or message["id"]), str(event.get("account_id") or ""))
         out["mime_type"] = body.get("mime_type") or media.get("mime_type") or "application/octet-stream"
         if media.get("sha256"):
             out["sha256"] = media["sha256"]

@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from core import errors
-from core.meta import business_scoped_user_id
+from core.meta import business_scoped_user_id, parse_received_media_id
 from core.models.common import Principal
 from core.models.envelope import MarkRead, SendRequest
 from core.models.graph import (
@@ -257,7 +257,31 @@ def describe(svc: Services, principal: Principal, object_id: str) -> GraphMediaI
             raise unknown_object(object_id, "get") from None
         return GraphMediaInfo(url=url, mime_type=info.mime_type or "application/octet-stream", sha256=info.sha256,
                               file_size=info.size_bytes or 0, id=object_id)
+    received = parse_received_media_id(object_id)
+    if received is not None:
+        return _received_media(svc, principal, object_id, *received)
     return phone_number(account_for(svc, principal, object_id, "get"), object_id)
+
+
+def _received_media(svc: Services, principal: Principal, object_id: str, message_id: str,
+                    account_id: str) -> GraphMediaInfo:
+    """Media a contact sent (the id Meta-format webhooks give it): a short-lived URL of the stored bytes."""
+    try:
+        load(svc, principal, account_id)
+    except errors.NotFound:
+        raise unknown_object(object_id, "get") from None
+    item = svc.messages.find(account_id, message_id)
+    stored: Any = {}
+    if item is not None and item.content:
+        try:
+            stored = json.loads(item.content).get("media") or {}
+        except (ValueError, AttributeError):
+            stored = {}
+    if not isinstance(stored, dict) or not isinstance(stored.get("key"), str):
+        raise unknown_object(object_id, "get")  # no media, or its download failed
+    return GraphMediaInfo(url=svc.media.presign_get(stored["key"], MEDIA_URL_TTL),
+                          mime_type=str(stored.get("mime_type") or "application/octet-stream"),
+                          sha256=stored.get("sha256"), file_size=int(stored.get("size_bytes") or 0), id=object_id)
 
 
 def phone_number(item: AccountItem, object_id: str) -> GraphPhoneNumber:

@@ -103,6 +103,14 @@ def test_received_media_is_fetched_with_the_token_into_the_bucket(
     assert stored["type"] == "image" and media["mime_type"] == "image/jpeg" and media["caption"] == "look"
     assert media["sha256"] == hashlib.sha256(jpeg).hexdigest() and media["size_bytes"] == len(jpeg)
     assert requests.get(media["url"], timeout=10).content == jpeg
+    # and a Cloud API client reads it back by the id Meta-format webhooks give it (message id . account id)
+    bearer = {"Authorization": f"Bearer {tenant_admin.key}"}
+    info = requests.get(f"{runtime.api_url}/v27.0/{stored['message_id']}.{account_id}", headers=bearer, timeout=10)
+    assert info.status_code == 200, info.text
+    assert info.json()["mime_type"] == "image/jpeg" and info.json()["file_size"] == len(jpeg)
+    assert requests.get(info.json()["url"], timeout=10).content == jpeg
+    unknown = requests.get(f"{runtime.api_url}/v27.0/{stored['message_id']}.acc_other", headers=bearer, timeout=10)
+    assert unknown.status_code == 400 and unknown.json()["error"]["error_subcode"] == 33
 
 
 def test_statuses_from_meta_move_a_sent_message_to_delivered_and_read(

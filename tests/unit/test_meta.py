@@ -14,6 +14,7 @@ from core.meta import (
     business_scoped_user_id,
     dumps,
     inbound_messages,
+    parse_received_media_id,
     parse_webhook,
     sign,
     status_updates,
@@ -321,10 +322,12 @@ def test_received_media_points_at_wagate_media() -> None:
     payload = to_meta_payload(RECEIVED[2], **IDS)
     assert payload is not None
     [message] = payload["entry"][0]["changes"][0]["value"]["messages"]
-    assert message["image"] == {"mime_type": "image/jpeg", "caption": "look", "id": "msg_1", "sha256": "ab12",
+    assert message["image"] == {"mime_type": "image/jpeg", "caption": "look", "id": "msg_1.acc_1", "sha256": "ab12",
                                 "url": "https://bucket/inbound/acc_1/msg_1?sig"}
     [msg] = inbound_messages(payload)
-    assert msg.media_to_fetch is not None and msg.media_to_fetch.id == "msg_1"
+    assert msg.media_to_fetch is not None and msg.media_to_fetch.id == "msg_1.acc_1"
+    assert parse_received_media_id(msg.media_to_fetch.id) == ("msg_1", "acc_1")
+    assert parse_received_media_id("med_1") is None and parse_received_media_id("msg_1") is None
 
 
 def test_a_received_text_is_exactly_meta_shape() -> None:
