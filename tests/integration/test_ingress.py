@@ -350,3 +350,19 @@ def test_status_events_of_a_message_go_to_its_registered_reply_queue(tenant_admi
     assert event["data"]["client_reference"] == "r-1"
     assert got[0]["MessageAttributes"]["type"]["StringValue"] == "message.status"
     drain(runtime)
+
+
+def test_a_signed_message_for_a_cloud_account_goes_to_meta(tenant_admin: Api, runtime: Any, producer: Producer,
+                                                          fake_graph: Any) -> None:
+    from tests.integration.test_cloud_provider import cloud_account, final
+
+    # Given a Cloud API account and a signed producer message naming it
+    account = cloud_account(tenant_admin, fake_graph)
+    account_id, phone_number_id = account["account_id"], account["cloud"]["phone_number_id"]
+    send(runtime, json.dumps({"account_id": account_id, **TEXT, "client_reference": "crm-2"}), producer)
+
+    # When the ingress function and the cloud sender have run, Then Meta got it as a Cloud API send
+    [item] = wait_for(lambda: messages(tenant_admin, account_id))
+    assert final(tenant_admin, account_id, item["message_id"], "sent")["client_reference"] == "crm-2"
+    [body] = fake_graph.sent(phone_number_id)
+    assert body["text"]["body"] == "from the CRM" and body["biz_opaque_callback_data"] == "crm-2"
