@@ -53,6 +53,10 @@ class Settings(BaseModel):
     media_bucket: str = ""
     snapshot_key_id: str = ""
     bootstrap_tenant: str = "default"
+    # Access tokens (`POST /auth/token`): HS256 JWTs; the signing key is kept KMS-encrypted in the api-keys table.
+    jwt_ttl_seconds: int = Field(default=900, ge=60, le=12 * 3600)
+    jwt_issuer: str = "wagate"
+    jwt_audience: str = "wagate-api"
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     message_ttl_days: int = Field(default=90, ge=1)
     idempotency_ttl_hours: int = Field(default=24, ge=1)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -46,3 +46,13 @@ class ApiKeyCreated(ApiKey):
     """Answer of `POST /api-keys`: the only time the key itself is shown."""
 
     api_key: str
+
+
+class AccessToken(BaseModel):
+    """Answer of `POST /auth/token`: a short-lived JWT that stands for the API key that asked for it."""
+
+    access_token: str = Field(description="A JWT (HS256); send it as `Authorization: Bearer <token>`.")
+    token_type: Literal["Bearer"] = "Bearer"  # noqa: S105 - the scheme name, not a secret
+    expires_in: int = Field(description="Seconds until it expires (`JWT_TTL_SECONDS`, 900 by default).",
+                            examples=[900])
+    expires_at: str = Field(description="When it expires (ISO 8601 UTC).")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -39,7 +39,7 @@ class Role(StrEnum):
 
 
 class Principal(BaseModel):
-    """Who is calling: resolved by the authorizer from an API key."""
+    """Who is calling: resolved by the authorizer from an API key or an access token of one."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -47,6 +47,8 @@ class Principal(BaseModel):
     tenant_id: str
     role: Role
     account_ids: tuple[str, ...] = ()
+    credential: Literal["key", "jwt"] = Field(
+        default="key", description="What the caller presented: the API key itself, or an access token (JWT) of it.")
 
     def can_see(self, account_id: str) -> bool:
         """Whether an account-scoped key covers this account (unscoped keys see the whole tenant)."""

@@ -1,4 +1,4 @@
-"""Small secrets (webhook and producer signing secrets) encrypted with the stack's KMS key.
+"""Small secrets (webhook and producer signing secrets, the JWT key) encrypted with the stack's KMS key.
 
 Stored items hold only the ciphertext; a plaintext appears in an API answer once, when it is created.
 Decrypted values are cached in-process for a few minutes: a busy dispatcher would otherwise call KMS once
@@ -11,6 +11,7 @@ import base64
 import binascii
 import threading
 import time
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -19,36 +20,47 @@ from core.config import get_settings
 from core.errors import DependencyFailure
 
 #: Bound into every ciphertext: a blob encrypted for something else (a session snapshot key) does not decrypt here.
-CONTEXT = {"purpose": "wagate-secret"}
+PURPOSE = "wagate-secret"
+CONTEXT = {"purpose": PURPOSE}
+#: The JWT signing key (functions/service/api_keys.py): the authorizer may decrypt this purpose and no other.
+JWT_KEY_PURPOSE = "wagate-jwt-key"
+#: Credentials migrated from the legacy store (`legacy_secrets` of an account): no function may decrypt them.
+LEGACY_PURPOSE = "wagate-legacy-secret"
 CACHE_SECONDS = 300.0
 UNREADABLE = {"InvalidCiphertextException", "IncorrectKeyException", "NotFoundException"}
 _CACHE_MAX = 1024
 
 _lock = threading.Lock()
-_cache: dict[str, tuple[str, float]] = {}
+_cache: dict[tuple[str, str], tuple[str, float]] = {}
 
 
-def encrypt(plaintext: str) -> str:
-    """The plaintext encrypted under the stack key (SNAPSHOT_KEY_ID), base64 text for a string attribute."""
+def encrypt(plaintext: str, *, purpose: str = PURPOSE, key_id: str | None = None, kms: Any | None = None) -> str:
+    """The plaintext encrypted under the stack key (SNAPSHOT_KEY_ID), base64 text for a string attribute.
+
+    `purpose` is bound into the ciphertext: IAM grants Decrypt per purpose (JWT_KEY_PURPOSE, LEGACY_PURPOSE).
+    `key_id` and `kms` let a tool outside the functions (the migration) use its own key id and client.
+    """
     try:
-        response = client("kms").encrypt(KeyId=get_settings().snapshot_key_id, Plaintext=plaintext.encode(),
-                                         EncryptionContext=CONTEXT)
+        response = (kms or client("kms")).encrypt(KeyId=key_id or get_settings().snapshot_key_id,
+                                                  Plaintext=plaintext.encode(), EncryptionContext={"purpose": purpose})
     except (ClientError, BotoCoreError) as exc:
         raise DependencyFailure("the key service is unavailable; retry", code="service_unavailable") from exc
     ciphertext = base64.b64encode(response["CiphertextBlob"]).decode()
-    _remember(ciphertext, plaintext)
+    if kms is None:
+        _remember(purpose, ciphertext, plaintext)
     return ciphertext
 
 
-def decrypt(ciphertext: str) -> str:
-    """The plaintext of `encrypt`'s output (cached for CACHE_SECONDS)."""
+def decrypt(ciphertext: str, *, purpose: str = PURPOSE) -> str:
+    """The plaintext of `encrypt`'s output for the same purpose (cached for CACHE_SECONDS)."""
     now = time.monotonic()
     with _lock:
-        hit = _cache.get(ciphertext)
+        hit = _cache.get((purpose, ciphertext))
     if hit is not None and hit[1] > now:
         return hit[0]
     try:
-        response = client("kms").decrypt(CiphertextBlob=base64.b64decode(ciphertext), EncryptionContext=CONTEXT)
+        response = client("kms").decrypt(CiphertextBlob=base64.b64decode(ciphertext),
+                                         EncryptionContext={"purpose": purpose})
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in UNREADABLE:
             raise ValueError("the stored secret cannot be decrypted") from exc
@@ -58,17 +70,17 @@ def decrypt(ciphertext: str) -> str:
     except binascii.Error as exc:
         raise ValueError("the stored secret cannot be decrypted") from exc
     plaintext = bytes(response["Plaintext"]).decode()
-    _remember(ciphertext, plaintext)
+    _remember(purpose, ciphertext, plaintext)
     return plaintext
 
 
-def _remember(ciphertext: str, plaintext: str) -> None:
+def _remember(purpose: str, ciphertext: str, plaintext: str) -> None:
     with _lock:
         if len(_cache) >= _CACHE_MAX:
             now = time.monotonic()
             for key in [k for k, (_, until) in _cache.items() if until <= now] or list(_cache)[:_CACHE_MAX // 2]:
                 _cache.pop(key, None)
-        _cache[ciphertext] = (plaintext, time.monotonic() + CACHE_SECONDS)
+        _cache[(purpose, ciphertext)] = (plaintext, time.monotonic() + CACHE_SECONDS)
 
 
 def forget() -> None:

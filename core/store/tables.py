@@ -82,6 +82,8 @@ class AccountItem(Model):
     # Fencing: the token of the lease the current (or last) owner holds; only grows. Host writes require it.
     lease_token = NumberAttribute(null=True)
     host_inbox = UnicodeAttribute(null=True)  # the owner's inbox queue: where the API nudges it
+    # Credentials of a migrated legacy row (session_data, unknown columns): KMS ciphertext that no API returns.
+    legacy_secrets = UnicodeAttribute(null=True)
     created_at = UnicodeAttribute()
     updated_at = UnicodeAttribute()
     deleted_at = UnicodeAttribute(null=True)
@@ -176,6 +178,18 @@ class ApiKeyItem(Model):
     created_by = UnicodeAttribute(null=True)
 
     tenant_index = ApiKeyTenantIndex()
+
+
+class SigningKeyItem(Model):
+    """The JWT signing key, an item of the api-keys table (no `tenant_id`: never in a tenant's key list)."""
+
+    class Meta(_Meta):
+        pass
+
+    key_id = UnicodeAttribute(hash_key=True)
+    kid = UnicodeAttribute()
+    ciphertext = UnicodeAttribute()  # core/store/secrets.py, purpose JWT_KEY_PURPOSE
+    created_at = UnicodeAttribute()
 
 
 class IdempotencyItem(Model):
@@ -355,6 +369,7 @@ def bind(settings: Settings) -> None:
         AccountItem: settings.accounts_table,
         MessageItem: settings.messages_table,
         ApiKeyItem: settings.api_keys_table,
+        SigningKeyItem: settings.api_keys_table,
         IdempotencyItem: settings.idempotency_table,
         LeaseItem: settings.leases_table,
         WebhookItem: settings.webhooks_table,

@@ -19,7 +19,8 @@ def principal_of(app: Resolver) -> Principal:
         raise Unauthorized("missing or invalid API key")
     scope = str(raw.get("account_ids") or "")
     return Principal(key_id=str(raw.get("key_id", "")), tenant_id=str(raw["tenant_id"]), role=Role(raw["role"]),
-                     account_ids=tuple(a for a in scope.split(",") if a))
+                     account_ids=tuple(a for a in scope.split(",") if a),
+                     credential="jwt" if raw.get("credential") == "jwt" else "key")
 
 
 def correlation_id_of(app: Resolver) -> str:

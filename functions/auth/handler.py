@@ -1,4 +1,4 @@
-"""Lambda REQUEST authorizer: resolves an API key to a tenant-scoped principal."""
+"""Lambda REQUEST authorizer: resolves an API key or an access token (JWT) to a tenant-scoped principal."""
 
 from __future__ import annotations
 
@@ -14,22 +14,20 @@ from functions.service.context import services
 __all__ = ["lambda_handler", "presented_key"]
 
 
-def _api_arn(method_arn: str) -> str:
-    # arn:aws:execute-api:region:account:api-id/stage/METHOD/path -> allow every route of this stage;
-    # roles and tenants are enforced by the API itself, and results are not cached.
-    parts = method_arn.split("/")
-    return "/".join(parts[:2]) + "/*" if len(parts) >= 2 else method_arn
-
-
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Allow with the principal in the context, or raise `Unauthorized` (API Gateway answers 401)."""
+    """Allow this one call with the principal in the context, or raise `Unauthorized` (API Gateway answers 401).
+
+    The key (or the token's key) is looked up on every call and results are not cached (`ReauthorizeEvery: 0`),
+    so a revoked key and its tokens stop at once. The policy allows only the method and path asked for: were
+    caching ever turned on, one allowed call would not open every other route for the cache's life.
+    """
     try:
         principal = authenticate(services(), presented_key(event.get("headers")))
     except Unauthorized:
         metrics.add_metric(name="AuthRejected", unit="Count", value=1)
-        logger.info("request rejected: missing or invalid API key")
+        logger.info("request rejected: missing or invalid API key or access token")
         raise Exception("Unauthorized") from None
     logger.append_keys(tenant_id=principal.tenant_id, key_id=principal.key_id)
     return {
@@ -37,12 +35,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         "policyDocument": {
             "Version": "2012-10-17",
             "Statement": [{"Action": "execute-api:Invoke", "Effect": "Allow",
-                           "Resource": _api_arn(str(event.get("methodArn", "")))}],
+                           "Resource": str(event.get("methodArn", ""))}],
         },
         "context": {
             "tenant_id": principal.tenant_id,
             "role": principal.role.value,
             "key_id": principal.key_id,
             "account_ids": ",".join(principal.account_ids),
+            "credential": principal.credential,
         },
     }

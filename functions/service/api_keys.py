@@ -1,19 +1,30 @@
-"""API keys: random, shown once, stored as SHA-256; roles and tenants."""
+"""API keys: random, shown once, stored as SHA-256; roles and tenants. Access tokens: short-lived JWTs of a key.
+
+An access token is checked like its key on every call: a revoked (deleted) key's tokens stop working at once.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import secrets
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import jwt
 
 from core.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized
 from core.ids import ulid
-from core.models.api_keys import ApiKey, ApiKeyCreate, ApiKeyCreated
+from core.models.api_keys import AccessToken, ApiKey, ApiKeyCreate, ApiKeyCreated
 from core.models.common import Principal, Role, utcnow
 from core.store.tables import ApiKeyItem
 from functions.service.context import Services
 
 KEY_PREFIX = "wgk"
+TOKEN_ALGORITHM = "HS256"  # noqa: S105 - an algorithm name
+#: Every claim `authenticate` relies on; a token without one of them is refused.
+TOKEN_CLAIMS = ("iss", "aud", "sub", "iat", "exp", "tenant", "role", "accounts")
 
 
 def hash_key(api_key: str) -> str:
@@ -53,7 +64,8 @@ def issue_key(
 
 
 def presented_key(headers: dict[str, str] | None) -> str | None:
-    """The key from `X-Api-Key`, else from `Authorization: Bearer <key>` (what Cloud API SDKs send)."""
+    """The credential from `X-Api-Key`, else from `Authorization: Bearer <key or access token>` (what Cloud API
+    SDKs send)."""
     lowered = {k.lower(): v for k, v in (headers or {}).items()}
     if lowered.get("x-api-key"):
         return lowered["x-api-key"].strip()
@@ -64,13 +76,58 @@ def presented_key(headers: dict[str, str] | None) -> str | None:
 
 
 def authenticate(svc: Services, api_key: str | None) -> Principal:
-    """The principal of a presented key, or Unauthorized (same answer for unknown and wrong keys)."""
+    """The principal of a presented API key or access token, or Unauthorized (same answer for unknown and wrong
+    keys). The one check of the authorizer and of the routes that authenticate themselves (Cloud API routes)."""
+    if api_key and api_key.count(".") == 2:  # a JWT; API keys have no dots
+        return _authenticate_token(svc, api_key)
     key_id = _key_id(api_key or "")
     item = svc.api_keys.get(key_id) if key_id else None
     if item is None or not hmac.compare_digest(item.key_hash, hash_key(api_key or "")):
         raise Unauthorized("missing or invalid API key", code="unauthorized")
     return Principal(key_id=item.key_id, tenant_id=item.tenant_id, role=Role(item.role),
                      account_ids=tuple(sorted(item.account_ids or [])))
+
+
+def issue_token(svc: Services, principal: Principal, *, now: float | None = None) -> AccessToken:
+    """`POST /auth/token`: a JWT of the calling key (key id, tenant, role, account scope), valid JWT_TTL_SECONDS.
+
+    Only a key gets one: a token that could renew itself would outlive every expiry.
+    """
+    if principal.credential != "key":
+        raise Forbidden("access tokens are issued for API keys: present the key itself", code="api_key_required")
+    settings = svc.settings
+    key = svc.signing_keys.ensure()
+    issued = int(time.time() if now is None else now)
+    expires = issued + settings.jwt_ttl_seconds
+    claims: dict[str, Any] = {
+        "iss": settings.jwt_issuer, "aud": settings.jwt_audience, "sub": principal.key_id, "iat": issued,
+        "exp": expires, "jti": ulid(), "tenant": principal.tenant_id, "role": principal.role.value,
+        "accounts": list(principal.account_ids)}
+    token = jwt.encode(claims, key.secret, algorithm=TOKEN_ALGORITHM, headers={"kid": key.kid})
+    return AccessToken(access_token=token, expires_in=settings.jwt_ttl_seconds, expires_at=datetime.fromtimestamp(
+        expires, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"))
+
+
+def _authenticate_token(svc: Services, token: str) -> Principal:
+    """A token signed with the current key, unexpired, whose key still exists with what the token says."""
+    settings = svc.settings
+    try:
+        header = jwt.get_unverified_header(token)
+        key = svc.signing_keys.get(str(header.get("kid") or "")) if header.get("alg") == TOKEN_ALGORITHM else None
+        if key is None:
+            raise Unauthorized("invalid access token", code="unauthorized")
+        claims = jwt.decode(token, key.secret, algorithms=[TOKEN_ALGORITHM], audience=settings.jwt_audience,
+                            issuer=settings.jwt_issuer, options={"require": list(TOKEN_CLAIMS)})
+    except jwt.ExpiredSignatureError:
+        raise Unauthorized("access token expired: ask POST /auth/token for a new one", code="unauthorized") from None
+    except jwt.PyJWTError:
+        raise Unauthorized("invalid access token", code="unauthorized") from None
+    item = svc.api_keys.get(str(claims["sub"]))  # every call: a revoked key's tokens stop at once
+    if item is None or (item.tenant_id, item.role, sorted(item.account_ids or [])) != (
+            claims["tenant"], claims["role"], claims["accounts"]):
+        raise Unauthorized("invalid access token: its API key was revoked", code="unauthorized")
+    return Principal(key_id=item.key_id, tenant_id=item.tenant_id, role=Role(item.role),
+                     account_ids=tuple(sorted(item.account_ids or [])), credential="jwt")
 
 
 def _require_key_admin(principal: Principal) -> None:

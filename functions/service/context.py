@@ -8,7 +8,7 @@ from functools import lru_cache
 from core.config import Settings, get_settings
 from core.store import tables
 from core.store.accounts import AccountRepository
-from core.store.api_keys import ApiKeyRepository
+from core.store.api_keys import ApiKeyRepository, SigningKeyRepository
 from core.store.contacts import ContactRepository
 from core.store.leases import LeaseRepository
 from core.store.media import MediaStore
@@ -27,6 +27,7 @@ class Services:
     accounts: AccountRepository
     messages: MessageRepository
     api_keys: ApiKeyRepository
+    signing_keys: SigningKeyRepository
     idempotency: IdempotencyRepository
     leases: LeaseRepository
     producers: ProducerRepository
@@ -55,6 +56,7 @@ def services() -> Services:
         accounts=AccountRepository(),
         messages=MessageRepository(),
         api_keys=ApiKeyRepository(),
+        signing_keys=SigningKeyRepository(),
         idempotency=IdempotencyRepository(),
         leases=LeaseRepository(),
         producers=ProducerRepository(),

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import base64
-import fnmatch
 import json
+import re
 import threading
 import time
 import traceback
@@ -265,8 +265,13 @@ def _allows(policy: dict[str, Any], arn: str) -> bool:
     for statement in policy.get("Statement", []):
         resources = statement.get("Resource", [])
         resources = [resources] if isinstance(resources, str) else resources
-        if any(fnmatch.fnmatchcase(arn, pattern) for pattern in resources):
+        if any(_arn_pattern(pattern).fullmatch(arn) for pattern in resources):
             if statement.get("Effect") == "Deny":
                 return False
             allowed = allowed or statement.get("Effect") == "Allow"
     return allowed
+
+
+def _arn_pattern(pattern: str) -> re.Pattern[str]:
+    """An IAM resource pattern: `*` is any run of characters, `?` one character, nothing else is special."""
+    return re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern), re.DOTALL)
