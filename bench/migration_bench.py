@@ -13,6 +13,7 @@ numbers and rewrites the `## Migration` section of docs/benchmarks.md (other sec
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import platform
@@ -33,6 +34,7 @@ from core.config import Settings
 from core.store.tables import AccountItem, bind
 from infra.migration.runner import Mode, Options, dynamodb_client, run
 from tests.migration.fake_dynamodb import FakeDynamoDB
+from tests.migration.fake_kms import FakeKms
 from tests.migration.legacy_data import legacy_rows, load_dynamodb, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,6 +74,14 @@ def accounts_table(url: str) -> str:
     return name
 
 
+@functools.cache
+def kms_key(url: str) -> str:
+    """A key of the emulator to seal legacy credentials with (as `--kms-key-id` does)."""
+    import boto3
+
+    return str(boto3.client("kms", endpoint_url=url, region_name="us-east-1").create_key()["KeyMetadata"]["KeyId"])
+
+
 def measure(url: str, client: Any, source: str, rows: int, *, workers: int = 8, strategy: str = "put",
             modes: tuple[Mode, ...] = ("dry-run", "apply", "verify")) -> dict[str, float]:
     """rows/s of each mode on a fresh accounts table and log."""
@@ -81,7 +91,7 @@ def measure(url: str, client: Any, source: str, rows: int, *, workers: int = 8, 
         for mode in modes:
             options = Options(mode=mode, source=source, accounts_table=table, log_table=log,
                               endpoint_url=url, checkpoint=WORK / f"{table}.json", workers=workers,
-                              strategy=strategy, batch_size=200, progress=False)
+                              strategy=strategy, batch_size=200, progress=False, kms_key_id=kms_key(url))
             started = time.perf_counter()
             report = run(options, client=client)
             elapsed = time.perf_counter() - started
@@ -105,9 +115,9 @@ def fake_rates(source: str, rows: int) -> dict[str, float]:
     modes: tuple[Mode, ...] = ("apply", "verify")
     for mode in modes:
         options = Options(mode=mode, source=source, accounts_table="accounts", log_table="log",
-                          checkpoint=WORK / "fake.json", progress=False)
+                          checkpoint=WORK / "fake.json", progress=False, kms_key_id="fake-key")
         started = time.perf_counter()
-        run(options, client=fake)
+        run(options, client=fake, kms=FakeKms())
         rates[mode] = rows / (time.perf_counter() - started)
         print(f"  fake {mode:<8} {rows:>7} rows  {rates[mode]:8.1f} rows/s", flush=True)
     return rates

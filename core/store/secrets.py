@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
+import os
 import threading
 import time
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from core.aws import client
 from core.config import get_settings
@@ -72,6 +76,38 @@ def decrypt(ciphertext: str, *, purpose: str = PURPOSE) -> str:
     plaintext = bytes(response["Plaintext"]).decode()
     _remember(purpose, ciphertext, plaintext)
     return plaintext
+
+
+def seal(plaintext: str, *, purpose: str, key_id: str | None = None, kms: Any | None = None) -> str:
+    """Like `encrypt` for values of any size (KMS encrypts at most 4 KB): AES-256-GCM under a fresh data key that
+    KMS encrypts with `purpose` bound in. JSON text `{"v": 1, "key", "nonce", "data"}` (base64 values)."""
+    try:
+        generated = (kms or client("kms")).generate_data_key(
+            KeyId=key_id or get_settings().snapshot_key_id, KeySpec="AES_256", EncryptionContext={"purpose": purpose})
+    except (ClientError, BotoCoreError) as exc:
+        raise DependencyFailure("the key service is unavailable; retry", code="service_unavailable") from exc
+    nonce = os.urandom(12)
+    data = AESGCM(generated["Plaintext"]).encrypt(nonce, plaintext.encode(), purpose.encode())
+    return json.dumps({"v": 1, **{name: base64.b64encode(value).decode() for name, value in (
+        ("key", generated["CiphertextBlob"]), ("nonce", nonce), ("data", data))}}, separators=(",", ":"))
+
+
+def unseal(sealed: str, *, purpose: str, kms: Any | None = None) -> str:
+    """The plaintext of `seal`'s output (for operators holding kms:Decrypt on `purpose`; nothing is cached)."""
+    try:
+        envelope = json.loads(sealed)
+        key = (kms or client("kms")).decrypt(CiphertextBlob=base64.b64decode(envelope["key"]),
+                                             EncryptionContext={"purpose": purpose})["Plaintext"]
+        return AESGCM(key).decrypt(base64.b64decode(envelope["nonce"]), base64.b64decode(envelope["data"]),
+                                   purpose.encode()).decode()
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in UNREADABLE:
+            raise ValueError("the sealed value cannot be decrypted") from exc
+        raise DependencyFailure("the key service is unavailable; retry", code="service_unavailable") from exc
+    except BotoCoreError as exc:
+        raise DependencyFailure("the key service is unavailable; retry", code="service_unavailable") from exc
+    except (ValueError, KeyError, TypeError, InvalidTag, binascii.Error) as exc:
+        raise ValueError("the sealed value cannot be decrypted") from exc
 
 
 def _remember(purpose: str, ciphertext: str, plaintext: str) -> None:

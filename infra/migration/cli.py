@@ -66,6 +66,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", type=Path,
                         help="checkpoint file (default: .wagate-migration/<migration id>.json)")
     parser.add_argument("--skip-deleted", action="store_true", help="do not migrate soft-deleted rows")
+    parser.add_argument("--kms-key-id", default=settings.snapshot_key_id or None,
+                        help="KMS key that encrypts legacy credentials (session_data, unknown columns) before they "
+                             "are written (default: $SNAPSHOT_KEY_ID, the stack's key)")
+    parser.add_argument("--keep-column", action="append", default=[], metavar="NAME",
+                        help="an unknown legacy column known to hold no credentials: kept readable in "
+                             "metadata.legacy.columns instead of sealed (repeatable)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
@@ -84,7 +90,8 @@ def options_from(args: argparse.Namespace) -> Options:
                    region=Settings.from_env().region,
                    batch_size=args.batch_size, checkpoint=args.checkpoint, skip_deleted=args.skip_deleted,
                    workers=args.workers, strategy=args.write_strategy, progress=not args.no_progress,
-                   migration_id=args.migration_id)
+                   migration_id=args.migration_id, kms_key_id=args.kms_key_id,
+                   keep_columns=tuple(args.keep_column))
 
 
 def run_sessions_to_accounts(args: argparse.Namespace) -> int:

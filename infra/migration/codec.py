@@ -14,6 +14,9 @@ from core.store.tables import AccountItem
 # Every attribute of the account model: a checksum covers all of them, so a field the migration
 # never sets (e.g. `host_id`) but an account has since gained still counts as a difference.
 ACCOUNT_FIELDS: tuple[str, ...] = tuple(sorted(AccountItem.get_attributes()))
+# Encrypted anew on every write: a checksum covers whether they are there, not their bytes. Absent, they leave the
+# canonical form as it was before the field existed (checksums in older migration logs still match).
+SEALED_FIELDS = frozenset({"legacy_secrets"})
 
 
 def serialize(value: Any) -> dict[str, Any]:
@@ -111,8 +114,9 @@ def canonical(value: Any) -> Any:
 
 
 def canonical_fields(item: Mapping[str, Any], fields: Iterable[str] = ACCOUNT_FIELDS) -> dict[str, Any]:
-    """Canonical value of each account field; absent fields are `None`."""
-    return {name: canonical(item.get(name)) for name in fields}
+    """Canonical value of each account field; absent fields are `None`, sealed ones `True` when present."""
+    return {name: True if name in SEALED_FIELDS else canonical(item.get(name)) for name in fields
+            if name not in SEALED_FIELDS or item.get(name)}
 
 
 def checksum(item: Mapping[str, Any]) -> str:
@@ -124,4 +128,4 @@ def checksum(item: Mapping[str, Any]) -> str:
 def differing_fields(expected: Mapping[str, Any], actual: Mapping[str, Any]) -> list[str]:
     """Names of the account fields whose stored values differ."""
     want, have = canonical_fields(expected), canonical_fields(actual)
-    return [name for name in ACCOUNT_FIELDS if want[name] != have[name]]
+    return [name for name in ACCOUNT_FIELDS if want.get(name) != have.get(name)]

@@ -38,6 +38,17 @@ class InvalidRow(ValueError):
 
 
 @dataclass(frozen=True)
+class Sealed:
+    """Legacy credentials still in plaintext, in the `legacy_secrets` field of a mapped item.
+
+    The runner replaces it with its KMS envelope before writing (the codec cannot serialise a Sealed, so it never
+    reaches DynamoDB in plaintext); checksums see only that credentials are there, never their bytes.
+    """
+
+    values: dict[str, Any] = field(repr=False)
+
+
+@dataclass(frozen=True)
 class MappedAccount:
     """An accounts-table item plus what the report needs to know about how it was built."""
 
@@ -137,8 +148,14 @@ def map_status(legacy: Any) -> tuple[ConnectionStatus, bool, bool]:
     return UNKNOWN_STATUS[0], UNKNOWN_STATUS[1], False
 
 
-def map_row(row: Mapping[str, Any]) -> MappedAccount:
-    """The account item for one legacy row; raises InvalidRow when the row cannot be keyed."""
+def map_row(row: Mapping[str, Any], keep_columns: frozenset[str] = frozenset()) -> MappedAccount:
+    """The account item for one legacy row; raises InvalidRow when the row cannot be keyed.
+
+    `session_data` (whatsapp-web.js tokens: whoever holds them is logged in as the number) and unknown columns
+    (which may be credentials too) are sealed: kept encrypted in `legacy_secrets`, named in
+    `metadata.legacy.sealed`, returned by no API. Unknown columns named in `keep_columns` stay readable in
+    `metadata.legacy.columns`.
+    """
     account_id = text(row.get("session_id"))
     if account_id is None:
         raise InvalidRow("missing session_id")
@@ -209,12 +226,18 @@ def map_row(row: Mapping[str, Any]) -> MappedAccount:
     if deleted_at is not None:
         running = False
 
+    sealed: dict[str, Any] = {}
     session_data = row.get("session_data")
     if session_data is not None and session_data != "":
-        legacy["session_data"] = session_data  # kept as the source had it: JSON text stays text
+        sealed["session_data"] = session_data  # kept as the source had it: JSON text stays text
     unknown = {str(k): v for k, v in row.items() if k not in KNOWN_COLUMNS}
-    if unknown:
-        legacy["columns"] = unknown
+    if kept := {k: v for k, v in unknown.items() if k in keep_columns}:
+        legacy["columns"] = kept
+    if hidden := {k: v for k, v in unknown.items() if k not in keep_columns}:
+        sealed["columns"] = hidden
+    if sealed:
+        legacy["sealed"] = sorted([*(["session_data"] if "session_data" in sealed else []), *hidden])
+        warnings.append("sealed_legacy_credentials")
 
     item: dict[str, Any] = {
         "account_id": account_id,
@@ -232,6 +255,7 @@ def map_row(row: Mapping[str, Any]) -> MappedAccount:
         "created_at": created_at,
         "updated_at": updated_at,
         "deleted_at": deleted_at,
+        "legacy_secrets": Sealed(sealed) if sealed else None,
         "version": 1,
     }
     return MappedAccount(item=item, legacy_status=status_label if known else f"{status_label} (unknown)",

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import boto3
 from botocore.config import Config
 
+from core.errors import DependencyFailure
 from core.ids import ulid
-from infra.migration.codec import checksum, differing_fields
+from core.store import secrets
+from infra.migration.codec import canonical, checksum, differing_fields
 from infra.migration.log import Checkpoint, LogState, MigrationLog
-from infra.migration.mapping import InvalidRow, MappedAccount, map_row
+from infra.migration.mapping import InvalidRow, MappedAccount, Sealed, map_row
 from infra.migration.report import Progress, Report
 from infra.migration.sources import SourceRow, open_source, source_label
 from infra.migration.writer import AccountsTable
@@ -40,6 +43,9 @@ class Options:
     strategy: str = "put"
     progress: bool = True
     migration_id: str | None = None
+    # KMS key that seals legacy credentials (session_data, unknown columns) before they are written.
+    kms_key_id: str | None = None
+    keep_columns: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:
@@ -64,6 +70,36 @@ def dynamodb_client(options: Options) -> Any:
                                           endpoint_url=options.endpoint_url, config=config)
 
 
+class SealFailed(Exception):
+    """A row's legacy credentials could not be encrypted: it is not written (never in plaintext)."""
+
+
+class Sealer:
+    """Replaces a mapped item's `Sealed` credentials with their KMS envelope (purpose LEGACY_PURPOSE), which no
+    function of the stack may decrypt; `python -m infra.migration` operators holding kms:Decrypt can."""
+
+    def __init__(self, options: Options, kms: Any | None = None) -> None:
+        self.options = options
+        self._kms = kms
+
+    def __call__(self, mapped: MappedAccount) -> MappedAccount:
+        value = mapped.item.get("legacy_secrets")
+        if not isinstance(value, Sealed):
+            return mapped
+        if not self.options.kms_key_id:
+            raise SealFailed("the row holds legacy credentials (session_data or unknown columns): give --kms-key-id "
+                             "(default $SNAPSHOT_KEY_ID, the stack's key) to store them encrypted")
+        if self._kms is None:
+            self._kms = boto3.session.Session().client("kms", region_name=self.options.region,
+                                                       endpoint_url=self.options.endpoint_url)
+        text = json.dumps(canonical(value.values), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        try:
+            sealed = secrets.seal(text, purpose=secrets.LEGACY_PURPOSE, key_id=self.options.kms_key_id, kms=self._kms)
+        except DependencyFailure as error:
+            raise SealFailed(f"KMS refused or failed: {error.__cause__ or error}"[:500]) from error
+        return replace(mapped, item={**mapped.item, "legacy_secrets": sealed})
+
+
 def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
     chunk: list[T] = []
     for item in items:
@@ -75,8 +111,9 @@ def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield chunk
 
 
-def run(options: Options, client: Any | None = None) -> Report:
-    """Run one mode and return its report (the caller prints it)."""
+def run(options: Options, client: Any | None = None, kms: Any | None = None) -> Report:
+    """Run one mode and return its report (the caller prints it); `kms` seals credentials (default: a client of
+    `options.endpoint_url`)."""
     client = client or dynamodb_client(options)
     report = Report(options.mode, options.id, options.source or "-", options.accounts_table)
     accounts = AccountsTable(client, options.accounts_table, options.workers, options.strategy)
@@ -87,7 +124,7 @@ def run(options: Options, client: Any | None = None) -> Report:
         elif options.mode == "verify":
             _verify(options, client, log, accounts, report)
         else:
-            _migrate(options, client, log, accounts, report)
+            _migrate(options, client, log, accounts, report, Sealer(options, kms))
     finally:
         accounts.close()
     return report.finish()
@@ -109,7 +146,7 @@ class _Rows:
             try:
                 if source_row.row is None:
                     raise InvalidRow(source_row.error or "unreadable row")
-                mapped = map_row(source_row.row)
+                mapped = map_row(source_row.row, frozenset(self.options.keep_columns))
             except (InvalidRow, TypeError, ValueError, ArithmeticError) as error:  # odd values in odd columns
                 report.outcomes["invalid"] += 1
                 report.problem("invalid", row=source_row.ref, reason=str(error))
@@ -137,7 +174,7 @@ class _Rows:
 
 
 def _migrate(options: Options, client: Any, log: MigrationLog, accounts: AccountsTable,
-             report: Report) -> None:
+             report: Report, sealer: Sealer) -> None:
     assert options.source is not None  # Options.id already insisted
     apply = options.mode == "apply"
     source = open_source(options.source, client)
@@ -164,7 +201,7 @@ def _migrate(options: Options, client: Any, log: MigrationLog, accounts: Account
     for sequence, chunk in enumerate(chunked(source.rows(start), options.batch_size)):
         candidates = rows.map(chunk)
         name = MigrationLog.chunk_name(state.epoch, run_id, sequence) if apply else None
-        _migrate_chunk(candidates, state, log, accounts, report, name)
+        _migrate_chunk(candidates, state, log, accounts, report, name, sealer)
         if checkpoint is not None:  # only after the chunk's outcome is in the log
             checkpoint.position, checkpoint.rows = chunk[-1].position, report.rows
             checkpoint.tallies = report.tallies()
@@ -178,8 +215,8 @@ def _migrate(options: Options, client: Any, log: MigrationLog, accounts: Account
 
 
 def _migrate_chunk(candidates: list[tuple[str, MappedAccount]], state: LogState, log: MigrationLog,
-                   accounts: AccountsTable, report: Report, chunk_name: str | None) -> None:
-    """Classify against the table, then (when applying) log the intent, create, log the outcome."""
+                   accounts: AccountsTable, report: Report, chunk_name: str | None, sealer: Sealer) -> None:
+    """Classify against the table, then (when applying) seal credentials, log the intent, create, log the outcome."""
     existing = accounts.get_many(m.account_id for _, m in candidates)
     to_create: list[tuple[str, MappedAccount]] = []
     for ref, mapped in candidates:
@@ -197,6 +234,14 @@ def _migrate_chunk(candidates: list[tuple[str, MappedAccount]], state: LogState,
     if chunk_name is None:
         report.outcomes["would_create"] += len(to_create)
         return
+    sealed: list[tuple[str, MappedAccount]] = []
+    for ref, mapped in to_create:
+        try:
+            sealed.append((ref, sealer(mapped)))
+        except SealFailed as error:
+            report.outcomes["failed"] += 1
+            report.problem("failed", row=ref, account_id=mapped.account_id, reason=str(error))
+    to_create = sealed
     intents = {m.account_id: m.checksum for _, m in to_create}
     if intents:
         log.record_intent(chunk_name, intents)

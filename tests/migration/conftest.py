@@ -48,6 +48,12 @@ def moto_url(aws_env: dict[str, str]) -> Iterator[str]:
     emulator.stop()
 
 
+@pytest.fixture(scope="session")
+def kms_key_id(moto_url: str) -> str:
+    """The key that seals legacy credentials (the stack's key when deployed)."""
+    return str(boto3.client("kms", endpoint_url=moto_url, region_name="us-east-1").create_key()["KeyMetadata"]["KeyId"])
+
+
 @dataclass
 class MigrationEnv:
     """One test's tables on the emulator and a way to run the migration against them."""
@@ -58,12 +64,13 @@ class MigrationEnv:
     log: str
     legacy: str
     tmp: Path
+    kms_key_id: str
 
     def options(self, mode: Mode, source: str | None, **overrides: Any) -> Options:
         values: dict[str, Any] = {
             "mode": mode, "source": source, "accounts_table": self.accounts, "log_table": self.log,
             "endpoint_url": self.url, "checkpoint": self.tmp / "checkpoint.json", "progress": False,
-            "workers": 8, "batch_size": 100}
+            "workers": 8, "batch_size": 100, "kms_key_id": self.kms_key_id}
         values.update(overrides)
         return Options(**values)
 
@@ -74,7 +81,8 @@ class MigrationEnv:
         """The same migration as a `python -m infra.migration` command line."""
         return [sys.executable, "-m", "infra.migration", "migrate", "sessions-to-accounts",
                 "--source", source, f"--{mode}", "--accounts-table", self.accounts, "--log-table", self.log,
-                "--endpoint-url", self.url, "--checkpoint", str(self.tmp / "checkpoint.json"), *extra]
+                "--endpoint-url", self.url, "--checkpoint", str(self.tmp / "checkpoint.json"),
+                "--kms-key-id", self.kms_key_id, *extra]
 
     def scan(self, table: str | None = None) -> list[dict[str, Any]]:
         """Every item of a table (accounts by default), exactly as stored."""
@@ -107,12 +115,12 @@ def create_accounts_table(url: str, stack_name: str) -> str:
 
 
 @pytest.fixture()
-def migration_env(moto_url: str, tmp_path: Path) -> Iterator[MigrationEnv]:
+def migration_env(moto_url: str, kms_key_id: str, tmp_path: Path) -> Iterator[MigrationEnv]:
     """A fresh accounts table bound to AccountItem; accounts, log and legacy tables dropped afterwards."""
     suffix = uuid.uuid4().hex[:8]
     client = boto3.client("dynamodb", endpoint_url=moto_url, region_name="us-east-1")
     accounts = create_accounts_table(moto_url, f"migration-{suffix}")
-    env = MigrationEnv(moto_url, client, accounts, f"migrations-{suffix}", f"sessions-{suffix}", tmp_path)
+    env = MigrationEnv(moto_url, client, accounts, f"migrations-{suffix}", f"sessions-{suffix}", tmp_path, kms_key_id)
     bind(Settings(accounts_table=accounts, endpoint_url=moto_url, region="us-east-1"))
     yield env
     for table in (env.accounts, env.log, env.legacy):

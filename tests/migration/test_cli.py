@@ -13,6 +13,7 @@ from infra.migration.cli import main, options_from, register
 from infra.migration.report import Progress
 from infra.migration.runner import Options, run
 from tests.migration.fake_dynamodb import FakeDynamoDB
+from tests.migration.fake_kms import FakeKms
 from tests.migration.legacy_data import legacy_rows, write_jsonl
 
 
@@ -79,7 +80,7 @@ def test_text_and_json_reports(tmp_path: Path) -> None:
     source = f"jsonl:{write_jsonl(rows, tmp_path / 'sessions.jsonl')}"
     # When applied
     report = run(Options(mode="apply", source=source, accounts_table="accounts", progress=False,
-                         checkpoint=tmp_path / "c.json"), client=fake)
+                         checkpoint=tmp_path / "c.json", kms_key_id="fake-key"), client=fake, kms=FakeKms())
     text, data = report.to_text(), json.loads(report.to_json())
     # Then both forms give counts by outcome and status mapping, and list the rows needing attention
     assert data["outcomes"] == {"created": 18, "conflict": 1, "invalid": 1} and data["ok"] is False

@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
+from core.store import secrets
 from core.store.tables import AccountItem
 from infra.migration.codec import canonical, deserialize_item, serialize_item
-from infra.migration.mapping import map_row
-from infra.migration.runner import Options, run
+from infra.migration.mapping import MappedAccount, map_row
+from infra.migration.runner import Options, Sealer, run
 from tests.migration.conftest import MigrationEnv
 from tests.migration.fake_dynamodb import FakeDynamoDB
+from tests.migration.fake_kms import FakeKms
 from tests.migration.legacy_data import legacy_rows, load_dynamodb, write_csv, write_jsonl
 
 pytestmark = pytest.mark.integration
+
+
+def as_written(env: MigrationEnv, mapped: MappedAccount) -> dict[str, Any]:
+    """The item exactly as `apply` writes it (credentials sealed with the test key)."""
+    return Sealer(env.options("apply", None))(mapped).item
 
 
 def legacy_of(account: AccountItem) -> Any:
@@ -73,8 +82,10 @@ def test_migrated_items_load_through_the_account_model(migration_env: MigrationE
     assert web.status_history == [{"at": "2023-02-03T05:05:06.000Z", "from": None, "to": "WORKING",
                                    "reason": "migrated from legacy status connected"}]
     assert legacy_of(web) == {
-        "status": "connected", "phone_number": "+55 11 91234-5678", "session_data": {"WABrowserId": "x"},
-        "columns": {"plan": "pro"}}
+        "status": "connected", "phone_number": "+55 11 91234-5678", "sealed": ["plan", "session_data"]}
+    kms = boto3.client("kms", endpoint_url=env.url, region_name="us-east-1")
+    assert json.loads(secrets.unseal(web.legacy_secrets, purpose=secrets.LEGACY_PURPOSE, kms=kms)) == {
+        "session_data": {"WABrowserId": "x"}, "columns": {"plan": "pro"}}
     assert (deleted.connection_status, deleted.desired_state, deleted.provider) == ("STOPPED", "stopped", "cloud")
     assert deleted.deleted_at == "2024-01-01T00:00:00.000Z" and deleted.account_name == "WhatsApp s-del"
     assert deleted.created_at == deleted.updated_at == "2023-01-02T01:04:05.000Z"
@@ -112,11 +123,13 @@ def test_fake_matches_moto(migration_env: MigrationEnv) -> None:
                       AttributeDefinitions=[{"AttributeName": "account_id", "AttributeType": "S"}],
                       BillingMode="PAY_PER_REQUEST")
     run(Options(mode="apply", source=source, accounts_table=env.accounts, log_table="log", progress=False,
-                checkpoint=env.tmp / "fake.json"), client=fake)
+                checkpoint=env.tmp / "fake.json", kms_key_id="fake-key"), client=fake, kms=FakeKms())
 
-    # When both tables are read back / Then they hold the same accounts, value for value
+    # When both tables are read back / Then they hold the same accounts, value for value (sealed credentials
+    # differ on every encryption: only whether they are there)
     def normalised(items: list[dict[str, Any]]) -> dict[str, Any]:
-        return {item["account_id"]["S"]: canonical(deserialize_item(item)) for item in items}
+        return {item["account_id"]["S"]: canonical({**deserialize_item(item),
+                                                    "legacy_secrets": "legacy_secrets" in item}) for item in items}
 
     assert normalised(env.scan()) == normalised(fake.items(env.accounts))
 
@@ -160,7 +173,7 @@ def test_rollback_restores_the_exact_prior_content(migration_env: MigrationEnv) 
                               connection_status="WORKING", tenant_status="ws-9#WORKING", desired_state="running",
                               created_at="2025-01-01T00:00:00.000Z", updated_at="2025-01-01T00:00:00.000Z")
     conflicting.save()
-    env.client.put_item(TableName=env.accounts, Item=serialize_item(map_row(rows[1]).item))
+    env.client.put_item(TableName=env.accounts, Item=serialize_item(as_written(env, map_row(rows[1]))))
     before = sorted(env.scan(), key=lambda item: item["account_id"]["S"])
     source = f"jsonl:{write_jsonl(rows, env.tmp / 'sessions.jsonl')}"
 
@@ -205,7 +218,7 @@ def test_rollback_after_a_crash_between_intent_and_outcome(migration_env: Migrat
     log.ensure_table()
     log.record_intent(MigrationLog.chunk_name(0, "crashed", 0),
                       {written.account_id: written.checksum, never.account_id: never.checksum})
-    env.client.put_item(TableName=env.accounts, Item=serialize_item(written.item))
+    env.client.put_item(TableName=env.accounts, Item=serialize_item(as_written(env, written)))
     # When rolled back without re-running / Then the written account is removed
     report = run(env.options("rollback", options.source), client=env.client)
     assert report.outcomes == {"deleted": 1, "already_absent": 1}

@@ -10,6 +10,7 @@ import pytest
 from infra.migration.report import Report
 from infra.migration.runner import Mode, Options, run
 from tests.migration.fake_dynamodb import FakeDynamoDB
+from tests.migration.fake_kms import FakeKms
 from tests.migration.legacy_data import legacy_rows, write_jsonl
 
 
@@ -23,7 +24,7 @@ def accounts_fake(**kwargs: Any) -> FakeDynamoDB:
 
 def migrate(fake: FakeDynamoDB, mode: Mode, source: str, tmp: Path, **extra: Any) -> Report:
     return run(Options(mode=mode, source=source, accounts_table="accounts", checkpoint=tmp / "c.json",
-                       progress=False, **extra), client=fake)
+                       progress=False, kms_key_id="fake-key", **extra), client=fake, kms=FakeKms())
 
 
 @pytest.mark.parametrize("strategy", ["put", "transact"])

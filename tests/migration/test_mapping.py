@@ -10,7 +10,7 @@ import pytest
 
 from core.store.tables import AccountItem
 from infra.migration.codec import canonical, checksum, differing_fields, serialize_item
-from infra.migration.mapping import InvalidRow, map_row, normalise_timestamp
+from infra.migration.mapping import InvalidRow, Sealed, map_row, normalise_timestamp
 from tests.migration.legacy_data import legacy_rows
 
 
@@ -145,15 +145,39 @@ def test_soft_deleted_rows_are_deleted_and_stopped() -> None:
     assert not map_row(row(deleted_at="0000-00-00 00:00:00")).deleted  # MySQL's "never"
 
 
-def test_unknown_columns_and_session_data_are_kept_as_given() -> None:
+def test_session_data_and_unknown_columns_are_sealed_as_given_outside_metadata() -> None:
     # Given extra columns and session_data as text and as a map / When mapped
-    as_text = map_row(row(session_data='{"a": 1}', plan="pro", retries=3)).item["metadata"]["legacy"]
-    as_map = map_row(row(session_data={"a": Decimal("1.5")})).item["metadata"]["legacy"]
-    # Then nothing is dropped and nothing is reinterpreted
-    assert as_text["session_data"] == '{"a": 1}'
-    assert as_text["columns"] == {"plan": "pro", "retries": 3}
-    assert as_map["session_data"] == {"a": Decimal("1.5")}
-    assert "session_data" not in map_row(row(session_data="")).item["metadata"]["legacy"]
+    as_text = map_row(row(session_data='{"a": 1}', plan="pro", retries=3))
+    as_map = map_row(row(session_data={"a": Decimal("1.5")}))
+    # Then none of it is in metadata (every key of the tenant reads metadata), only the names of what is sealed
+    assert as_text.item["metadata"]["legacy"]["sealed"] == ["plan", "retries", "session_data"]
+    assert "session_data" not in json.dumps(as_text.item["metadata"]).replace('"session_data"]', "")
+    assert "columns" not in as_text.item["metadata"]["legacy"] and "pro" not in str(as_text.item["metadata"])
+    # And the values wait, as given, for the runner to encrypt them (nothing dropped, nothing reinterpreted)
+    sealed = as_text.item["legacy_secrets"]
+    assert isinstance(sealed, Sealed)
+    assert sealed.values == {"session_data": '{"a": 1}', "columns": {"plan": "pro", "retries": 3}}
+    assert as_map.item["legacy_secrets"].values == {"session_data": {"a": Decimal("1.5")}}
+    assert "sealed_legacy_credentials" in as_text.warnings
+    secretive = map_row(row(session_data={"token": "TOKEN-XYZ"}, plan="PLAN-XYZ"))
+    assert "XYZ" not in repr(secretive)  # never in a report or a log line
+    # And a row without any keeps no legacy_secrets at all
+    plain = map_row(row(session_data=""))
+    assert plain.item["legacy_secrets"] is None and "sealed" not in plain.item["metadata"]["legacy"]
+    assert "sealed_legacy_credentials" not in plain.warnings
+
+
+def test_columns_an_operator_vouches_for_stay_readable() -> None:
+    mapped = map_row(row(plan="pro", api_token="t0k3n"), keep_columns=frozenset({"plan"}))
+    assert mapped.item["metadata"]["legacy"]["columns"] == {"plan": "pro"}
+    assert mapped.item["metadata"]["legacy"]["sealed"] == ["api_token"]
+    assert mapped.item["legacy_secrets"].values == {"columns": {"api_token": "t0k3n"}}
+
+
+def test_sealed_credentials_can_never_be_written_in_plaintext() -> None:
+    # Given a mapped row whose credentials the runner has not encrypted / When serialised / Then it refuses
+    with pytest.raises(TypeError):
+        serialize_item(map_row(row(session_data="tokens")).item)
 
 
 @pytest.mark.parametrize("columns", [{"session_id": ...}, {"session_id": ""}, {"workspace_id": None},
@@ -174,6 +198,8 @@ def test_written_items_are_exactly_what_pynamodb_writes() -> None:
     # Given many generated rows (JSON-typed, like JSONL sources)
     for legacy in legacy_rows(300, seed=3):
         item = map_row(legacy).item
+        if item["legacy_secrets"] is not None:
+            item["legacy_secrets"] = "ciphertext"  # what the runner writes in its place
         # When serialised by the migration and by the AccountItem model
         model = AccountItem(**{k: v for k, v in item.items() if k != "account_id"}, account_id=item["account_id"])
         # Then the AttributeValues are identical
@@ -182,14 +208,21 @@ def test_written_items_are_exactly_what_pynamodb_writes() -> None:
 
 def test_checksum_is_stable_and_sees_every_field() -> None:
     # Given one mapped row
-    item = map_row(row(session_data={"n": 1})).item
+    item = map_row(row(retries=1)).item
     # When numbers change representation, a field changes, or a field the migration never sets appears
-    same = json.loads(json.dumps(item))
-    same["metadata"]["legacy"]["session_data"]["n"] = Decimal("1.0")
+    same = json.loads(json.dumps({**item, "legacy_secrets": "one ciphertext"}))
+    same["metadata"]["legacy"]["phone_number"] = "+55 11 91234-5678"
     renamed = {**item, "account_name": "Other"}
     hosted = {**item, "host_id": "host-1"}
-    # Then only real differences change the checksum, and the differing fields are named
-    assert checksum(same) == checksum(item) == map_row(row(session_data={"n": 1})).checksum
+    unsealed = {**item, "legacy_secrets": None}
+    # Then only real differences change the checksum, and the differing fields are named: sealed credentials
+    # count by being there (each encryption differs), not by their bytes
+    assert checksum(same) == checksum(item) == map_row(row(retries=Decimal("1.0"))).checksum
+    assert checksum({**item, "legacy_secrets": "another ciphertext"}) == checksum(item)
     assert differing_fields(item, renamed) == ["account_name"]
     assert differing_fields(item, hosted) == ["host_id"]
+    assert differing_fields(item, unsealed) == ["legacy_secrets"]
+    # and an account without sealed credentials sums as it did before the field existed
+    plain = map_row(row()).item
+    assert checksum(plain) == checksum({k: v for k, v in plain.items() if k != "legacy_secrets"})
     assert canonical({1, 2}) == canonical({Decimal(2), Decimal(1)})
