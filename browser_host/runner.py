@@ -34,6 +34,8 @@ from core.store.tables import AccountItem
 
 log = logging.getLogger("browser_host.account")
 QR_TTL_SECONDS = 20
+# Status transitions that are host actions of the audit log (start and logout are recorded where they happen).
+AUDITED: dict[S, str] = {S.WORKING: "host.linked", S.FAILED: "host.failure"}
 
 
 @dataclass
@@ -137,6 +139,7 @@ class AccountRunner:
         self._writer = asyncio.create_task(self._write_loop(), name=f"writes-{self.account_id}")
         self._tasks.append(asyncio.create_task(self._renew_loop(), name=f"lease-{self.account_id}"))
         self._set_status(S.STARTING, reason)
+        self.store.audit("host.start", self.tenant_id, self.account_id, reason=reason)
         await self._open_context()
         await self._open_page()
         self._tasks.append(asyncio.create_task(self._heartbeat_loop(), name=f"heartbeat-{self.account_id}"))
@@ -201,11 +204,12 @@ class AccountRunner:
 
     async def logout(self, reason: str = "logged out by request") -> None:
         """Unlink the device from the phone (a new QR is needed) and forget its snapshot."""
+        # Set first: the logout the page reports (its status, audit entry and the QR after it) gives this reason.
+        self._logout_reason = reason
         if self.page is not None and not self.page.closed:
             with contextlib.suppress(PlaywrightError, TimeoutError):
                 if await self.page.wait_linked(self.cfg.page_ready_timeout / 2):
                     await self.page.logout()
-        self._logout_reason = reason
         await self.store.delete_snapshot(self.account_id)
 
     async def request_pairing_code(self, phone_number: str) -> str:
@@ -279,6 +283,7 @@ class AccountRunner:
         self._logout_reason = self._logout_reason or "logged out from the phone"
         if self.status is S.WORKING:
             self._set_status(S.SCAN_QR_CODE, self._logout_reason, AccountChange(qr=None))
+            self.store.audit("host.logout", self.tenant_id, self.account_id, reason=self._logout_reason)
         await self.store.delete_snapshot(self.account_id)
 
     async def _on_logout_reason(self, reason: Any) -> None:
@@ -311,6 +316,9 @@ class AccountRunner:
             # The page is the truth: record what happened, but make the surprise visible.
             log.warning("account %s: unexpected %s → %s (%s)", self.account_id, self.status, status, reason)
             self.machine.status, changed = status, True
+        if changed and status in AUDITED and not self.lost:
+            self.store.audit(AUDITED[status], self.tenant_id, self.account_id, reason=reason,
+                             failed=status is S.FAILED)
         if not changed and not change:
             return
         self._enqueue_write(lambda: self._write_status(status, reason, change, changed))

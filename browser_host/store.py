@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from core.aws import client
 from core.config import Settings
 from core.models.accounts import ConnectionStatus
+from core.models.audit import Actor, ActorType, Target
 from core.models.choices import ChoiceMenu
 from core.models.common import utcnow
 from core.models.events import EventType
 from core.models.messages import Direction, MessageStatus
 from core.store import replies, tables
 from core.store.accounts import AccountChange, AccountRepository
+from core.store.audit import AuditRepository
 from core.store.contacts import ContactRepository
 from core.store.leases import HostInfo, Lease, LeaseRepository
 from core.store.messages import MessageRepository
@@ -37,6 +40,10 @@ class HostStore:
         self.nudges = Nudges(settings.control_queue_url)
         self.inbox = HostInbox(settings.host_queue_prefix, host_id)
         self.snapshots = snapshots  # browser_host.crypto.SnapshotStore, or None without a bucket and key
+        self.audit_log = AuditRepository(settings.audit_retention_days)
+        # Audit writes wait on threads of their own: a slow audit table never holds up the store's other calls.
+        self._audit_writer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="audit")
+        self._audit_writes: set[asyncio.Future[Any]] = set()
 
     # --- accounts -------------------------------------------------------------------------------------------
 
@@ -47,8 +54,14 @@ class HostStore:
         return await asyncio.to_thread(self.accounts.read, account_id)
 
     async def attach(self, lease: Lease) -> AccountItem | None:
-        return await asyncio.to_thread(self.accounts.attach, lease.account_id, self.host_id, lease.token,
-                                       self.inbox.url)
+        # Read first: an item that still names another host means that host died holding it (a takeover).
+        before = await asyncio.to_thread(self.accounts.read, lease.account_id)
+        fresh = await asyncio.to_thread(self.accounts.attach, lease.account_id, self.host_id, lease.token,
+                                        self.inbox.url)
+        if fresh is not None and before is not None and before.host_id and before.host_id != self.host_id:
+            self.audit("host.takeover", fresh.tenant_id, lease.account_id,
+                       reason=f"host {before.host_id} let its lease expire")
+        return fresh
 
     async def set_status(self, lease: Lease, status: ConnectionStatus, reason: str | None,
                          change: AccountChange | None = None) -> None:
@@ -190,6 +203,19 @@ class HostStore:
 
     async def choice_menu(self, account_id: str, chat: str) -> ChoiceMenu | None:
         return await asyncio.to_thread(self.contacts.choices, account_id, chat)
+
+    # --- audit log ------------------------------------------------------------------------------------------
+
+    def audit(self, action: str, tenant_id: str, account_id: str, *, reason: str | None = None,
+              failed: bool = False) -> None:
+        """Record a host action (`host.start`, `host.linked`, `host.logout`, `host.takeover`, `host.failure`) in
+        the audit log in the background: returns at once, and a failed write is only logged."""
+        write = asyncio.get_running_loop().run_in_executor(
+            self._audit_writer, lambda: self.audit_log.record(
+                tenant_id, action, Actor(type=ActorType.HOST, id=self.host_id), Target(type="account", id=account_id),
+                result="failed" if failed else "ok", account_id=account_id, reason=reason))
+        self._audit_writes.add(write)
+        write.add_done_callback(self._audit_writes.discard)
 
     # --- snapshots ------------------------------------------------------------------------------------------
 

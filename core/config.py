@@ -27,6 +27,9 @@ class Settings(BaseModel):
     # Real time (WebSocket API): tickets, connections and subscriptions; each tenant's recent events (replay).
     realtime_table: str = "wagate-realtime"
     recent_events_table: str = "wagate-recent-events"
+    # The audit log (core/store/audit.py): entries expire after this many days (the table's TTL).
+    audit_table: str = "wagate-audit"
+    audit_retention_days: int = Field(default=365, ge=1)
     realtime_url: str = Field(default="", description="wss:// URL of the WebSocket API stage")
     realtime_management_url: str = Field(default="", description="https:// URL of its @connections API")
     realtime_ticket_seconds: int = Field(default=60, ge=5, le=600)

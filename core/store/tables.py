@@ -363,6 +363,44 @@ class RecentEventItem(Model):
     expires_at = NumberAttribute()  # TTL, epoch seconds
 
 
+class AuditAccountIndex(GlobalSecondaryIndex["AuditItem"]):
+    """Sparse: entries about an account, by time (`tenant_account` = `<tenant>#<account>`)."""
+
+    class Meta:
+        index_name = "account-index"
+        projection = AllProjection()
+
+    tenant_account = UnicodeAttribute(hash_key=True)
+    audit_id = UnicodeAttribute(range_key=True)
+
+
+class AuditItem(Model):
+    """One audit log entry (core/store/audit.py); `audit_id` sorts by time. Only ever added, expired by TTL."""
+
+    class Meta(_Meta):
+        table_name = "wagate-audit"
+
+    tenant_id = UnicodeAttribute(hash_key=True)
+    audit_id = UnicodeAttribute(range_key=True)  # aud_<ulid>
+    at = UnicodeAttribute()
+    actor_type = UnicodeAttribute()
+    actor_id = UnicodeAttribute()
+    action = UnicodeAttribute()
+    target_type = UnicodeAttribute()
+    target_id = UnicodeAttribute(null=True)
+    account_id = UnicodeAttribute(null=True)
+    tenant_account = UnicodeAttribute(null=True)  # set with account_id (account-index)
+    result = UnicodeAttribute()
+    reason = UnicodeAttribute(null=True)
+    route = UnicodeAttribute(null=True)
+    source_ip = UnicodeAttribute(null=True)
+    user_agent = UnicodeAttribute(null=True)
+    request_id = UnicodeAttribute(null=True)
+    expires_at = NumberAttribute()  # TTL, epoch seconds
+
+    account_index = AuditAccountIndex()
+
+
 def bind(settings: Settings) -> None:
     """Point every model at the configured table names, region and endpoint."""
     names: dict[type[Model], str] = {
@@ -378,6 +416,7 @@ def bind(settings: Settings) -> None:
         ContactItem: settings.contacts_table,
         RealtimeItem: settings.realtime_table,
         RecentEventItem: settings.recent_events_table,
+        AuditItem: settings.audit_table,
     }
     for model, name in names.items():
         model.Meta.table_name = name

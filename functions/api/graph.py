@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from contextvars import ContextVar
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
@@ -23,6 +24,7 @@ from core.errors import DomainError
 from core.models.common import Principal
 from core.models.graph import GraphErrorBody, GraphErrorData, GraphErrorDetail
 from core.observability import logger, metrics, tracer
+from functions.api import audit
 from functions.api.context import correlation_id_of
 from functions.api.errors import error_response, is_dependency_outage
 from functions.service import graph_compat as compat
@@ -31,6 +33,8 @@ from functions.service.context import services
 from functions.service.graph_compat import GraphFailure
 
 app = APIGatewayRestResolver()
+# The key checked in this function (no authorizer puts it in the event), for the audit hook after the answer.
+_caller_of_request: ContextVar[Principal | None] = ContextVar("graph_caller", default=None)
 
 
 class RouteNotFound(Exception):
@@ -76,6 +80,7 @@ def _caller(version: str) -> Principal:
     compat.check_version(version)
     principal = authenticate(services(), presented_key(app.current_event.headers))
     logger.append_keys(tenant_id=principal.tenant_id, key_id=principal.key_id)
+    _caller_of_request.set(principal)
     return principal
 
 
@@ -130,6 +135,7 @@ def graph_failure(exc: GraphFailure) -> Response[str]:
 def domain_error(exc: DomainError) -> Response[str]:
     if exc.code == "unauthorized":
         metrics.add_metric(name="AuthRejected", unit="Count", value=1)
+        audit.refused(app.current_event.raw_event)
     return _failure(compat.meta_error(exc))
 
 
@@ -183,4 +189,7 @@ def unexpected(exc: Exception) -> Response[str]:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Resolve one API Gateway REST proxy event of a Cloud API compatibility route."""
-    return app.resolve(event, context)
+    _caller_of_request.set(None)
+    response = app.resolve(event, context)
+    audit.record_request(event, response, _caller_of_request.get())
+    return response

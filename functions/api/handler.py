@@ -10,6 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from core.config import get_settings
 from core.models.common import ErrorBody
 from core.observability import logger, metrics, tracer
+from functions.api import audit
 from functions.api.app import create_app
 
 app = create_app()
@@ -21,7 +22,9 @@ app = create_app()
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Resolve one API Gateway REST proxy event."""
     too_large = _too_large(event)
-    return too_large if too_large is not None else app.resolve(_as_json(event), context)
+    response = too_large if too_large is not None else app.resolve(_as_json(event), context)
+    audit.record_request(event, response)  # every state-changing call and every 403, whatever route answered
+    return response
 
 
 def _as_json(event: dict[str, Any]) -> dict[str, Any]:

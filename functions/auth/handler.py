@@ -8,6 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from core.errors import Unauthorized
 from core.observability import logger, metrics
+from functions.api import audit
 from functions.service.api_keys import authenticate, presented_key
 from functions.service.context import services
 
@@ -27,6 +28,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         principal = authenticate(services(), presented_key(event.get("headers")))
     except Unauthorized:
         metrics.add_metric(name="AuthRejected", unit="Count", value=1)
+        audit.refused(event)  # a security event: who (key prefix or anonymous), from where, which route, why
         logger.info("request rejected: missing or invalid API key or access token")
         raise Exception("Unauthorized") from None
     logger.append_keys(tenant_id=principal.tenant_id, key_id=principal.key_id)
