@@ -37,6 +37,8 @@ from functions.service import cloud_accounts as cloud
 from functions.service.context import Services
 
 STATUS_HISTORY_LIMIT = 20
+#: Where accounts migrated before legacy credentials were sealed keep them (`metadata.legacy`): never shown.
+LEGACY_CREDENTIALS = frozenset({"session_data", "columns"})
 
 
 def require_role(principal: Principal, *roles: Role) -> None:
@@ -47,6 +49,18 @@ def require_role(principal: Principal, *roles: Role) -> None:
 
 
 WRITERS = (Role.ADMIN, Role.OPERATOR)
+#: Who may read what links a phone to an account (QR, pairing code): a viewer would link its own phone.
+LINKERS = WRITERS
+
+
+def shown_metadata(item: AccountItem) -> dict[str, Any]:
+    """The account's metadata without legacy credentials (whatsapp-web.js tokens, unknown legacy columns) that
+    accounts migrated before they were sealed still hold; they stay in the table, no answer carries them."""
+    metadata: dict[str, Any] = plain(item.metadata) or {}
+    legacy = metadata.get("legacy")
+    if isinstance(legacy, dict) and LEGACY_CREDENTIALS & legacy.keys():
+        metadata["legacy"] = {k: v for k, v in legacy.items() if k not in LEGACY_CREDENTIALS}
+    return metadata
 
 
 def to_view(item: AccountItem) -> Account:
@@ -72,7 +86,7 @@ def to_view(item: AccountItem) -> Account:
         desired_state=DesiredState.RUNNING if item.desired_state == DesiredState.RUNNING.value
         else DesiredState.STOPPED,
         pending_action=AccountAction(item.pending_action) if item.pending_action in actions else None,
-        metadata=plain(item.metadata),
+        metadata=shown_metadata(item),
         webhook=WebhookView(url=webhook["url"], events=webhook.get("events", []),
                             has_secret=bool(webhook.get("secret_ciphertext") or webhook.get("secret")))
         if webhook else None,
@@ -251,7 +265,8 @@ def request_action(
 
 
 def get_qr(svc: Services, principal: Principal, account_id: str) -> QrCode:
-    """The current QR auth code; 409 until the host has one to show."""
+    """The current QR auth code; 409 until the host has one to show. Not for viewers: whoever scans it links a phone."""
+    require_role(principal, *LINKERS)
     item = load(svc, principal, account_id)
     cloud.require_web(item, "a QR code")
     qr = plain(item.qr) if item.qr else None
@@ -287,7 +302,9 @@ def request_pairing_code(
 
 
 def get_pairing_code(svc: Services, principal: Principal, account_id: str) -> PairingCode:
-    """The pairing code once the host has it (`status: ready`), else `pending`; 409 if none was asked for."""
+    """The pairing code once the host has it (`status: ready`), else `pending`; 409 if none was asked for.
+    Not for viewers (like the QR)."""
+    require_role(principal, *LINKERS)
     item = load(svc, principal, account_id)
     pairing = plain(item.pairing) if item.pairing else None
     if not pairing:

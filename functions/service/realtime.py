@@ -19,11 +19,11 @@ from pydantic import BaseModel, ValidationError
 
 from core.errors import NotFound
 from core.models.common import Principal
-from core.models.events import Event
+from core.models.events import Event, EventType
 from core.models.realtime import RealtimeError, ReplayIncomplete, Subscribe, Subscribed, Subscription, TicketCreated
 from core.observability import logger
 from core.store.realtime import PostResult, iso
-from functions.service.accounts import load
+from functions.service.accounts import LINKERS, load
 from functions.service.context import Services
 
 # --- tickets and connections ------------------------------------------------------------------------------
@@ -97,6 +97,8 @@ def subscribe(svc: Services, connection_id: str, body: str) -> None:
             _error(svc, connection_id, "account_not_found", f"account {account_id} not found")
             return
     events = None if request.events is None else list(dict.fromkeys(request.events))
+    if principal.role not in LINKERS:  # account.qr carries the QR: viewers may not link a phone (as GET …/qr)
+        events = [e for e in (events or EventType) if e is not EventType.ACCOUNT_QR]
     subscription = Subscription(connection_id=connection_id, tenant_id=principal.tenant_id,
                                 scope=principal.account_ids,
                                 account_ids=None if account_ids is None else tuple(account_ids),

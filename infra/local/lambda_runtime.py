@@ -51,8 +51,11 @@ class LocalFunction:
         self.timeout = timeout
         self.memory = memory
         self.region = region
-        # Functions sharing a handler share its module-level state (the resolver): one lock per handler.
-        self._lock = _HANDLER_LOCKS.setdefault(handler, threading.Lock())
+        # Functions sharing a handler share its module-level state (the resolver): one lock per handler. The REST
+        # resolvers (functions.api.*) also share powertools' class-level BaseRouter.current_event, so they share
+        # one lock: otherwise a Cloud API route could read a concurrent /accounts request as its own.
+        shared = "functions.api" if handler.startswith("functions.api.") else handler
+        self._lock = _HANDLER_LOCKS.setdefault(shared, threading.Lock())
         self._handler: Callable[[dict[str, Any], Any], Any] | None = None
 
     def _load(self) -> Callable[[dict[str, Any], Any], Any]:

@@ -144,6 +144,12 @@ export class Panel {
       this.qrUrl = null;
       return;
     }
+    if (!this.ctx.can.operate) {  // the API keeps QR and pairing codes from viewers: whoever has one links a phone
+      section.replaceChildren(h("h3", {id: "link-title"}, "Waiting to be linked"),
+        h("p", {class: "muted", id: "link-viewer-note"},
+          "An operator or admin can show the QR code or pairing code that links this number."));
+      return;
+    }
     if (this.pairing === null) {
       try {
         this.pairing = await this.ctx.api.get(`/accounts/${a.account_id}/pairing-code`);
