@@ -91,6 +91,12 @@ class Settings(BaseModel):
     cloud_outbox_dlq_url: str = ""
     # Meta's webhooks to /webhooks/meta/{account_id} (public): requests per account and minute before 429.
     meta_webhook_per_minute: int = Field(default=600, ge=1)
+    # `GET /health/details` (and `wagate doctor`): the queues it also reads, when an account counts as stuck in
+    # a state, and the backlog of a queue that is worth a warning.
+    ingress_queue_url: str = ""
+    realtime_queue_url: str = ""
+    health_stuck_seconds: int = Field(default=900, ge=60)
+    health_queue_backlog: int = Field(default=1000, ge=1)
 
     @property
     def outbound_allow_set(self) -> frozenset[str]:

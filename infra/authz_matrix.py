@@ -118,6 +118,8 @@ ROWS: tuple[Row, ...] = (
     row("PATCH", "/webhooks/{webhook_id}", "403 200 200 200 403 - 404 404"),
     row("DELETE", "/webhooks/{webhook_id}", "403 204 204 204 403 - 404 404"),
     row("GET", "/audit", "403 403 200 200 403 - 200 200", "admins of the whole tenant read its own audit log"),
+    row("GET", "/health/details", "403 403 403 403 403 - 403 403",
+        "the whole stack (every tenant's numbers, the fleet): unscoped admins of the bootstrap tenant only"),
     row("POST", "/realtime/tickets", "201 201 201 201 201 - 201 201",
         "the connection keeps the key's role and scope"),
     row("POST", "/{version}/{object_id}/messages", "403 200 200 200 200 400 400 400",

@@ -10,6 +10,7 @@ from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn,
 from functions.api import errors
 from functions.api.routes import accounts, api_keys, contacts, legacy, me, messages, producers
 from functions.api.routes import audit as audit_routes
+from functions.api.routes import health as health_routes
 from functions.api.routes import media as media_routes
 from functions.api.routes import realtime as realtime_routes
 from functions.api.routes import webhooks as webhooks_routes
@@ -36,6 +37,7 @@ def create_app() -> APIGatewayRestResolver:
     app.include_router(webhooks_routes.router)
     app.include_router(realtime_routes.router)
     app.include_router(audit_routes.router)
+    app.include_router(health_routes.router)
     legacy.install(app)  # after errors.register: wraps the error handlers for /sessions paths
 
     @app.get("/health", summary="Liveness", tags=["meta"])
