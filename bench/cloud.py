@@ -17,6 +17,7 @@ import os
 import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -59,8 +60,10 @@ def gateway_run(api: Api, fake: Any, account_id: str, n: int, rate: float | None
     """Enqueue `n` texts through the API (at `rate` per second, or at once) and time each until the fake has it."""
     prefix = f"run-{uuid.uuid4().hex[:6]}-"
     sent_at: dict[str, float] = {}
+    accepted: dict[str, str] = {}
     started = time.time()
-    for i in range(n):
+
+    def enqueue(i: int) -> None:
         body = f"{prefix}{i}"
         if rate:
             time.sleep(max(0.0, started + i / rate - time.time()))
@@ -68,12 +71,23 @@ def gateway_run(api: Api, fake: Any, account_id: str, n: int, rate: float | None
         answer = api.post(f"/accounts/{account_id}/messages", json={"to": "15550001111", "type": "text",
                                                                      "text": {"body": body}})
         assert answer.status_code == 202, answer.text
+        accepted[body] = answer.json()["message_id"]
+
+    if rate:
+        for i in range(n):
+            enqueue(i)
+    else:  # a burst: several clients at once, so the API is not what limits the sender
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(enqueue, range(n)))
     enqueued = time.time()
     got = wait_until(lambda: (a := arrivals(fake, prefix)) and len(a) >= n and a, timeout=120 + n,
                      what=f"{n} sends at the fake")
-    order = [int(b.rsplit("-", 1)[1]) for b, _ in sorted(got.items(), key=lambda kv: kv[1])]
+    # Per account the order is the order of acceptance (message ids); a burst's clients race each other.
+    by_id = sorted(accepted, key=lambda body: accepted[body])
+    arrival_order = sorted(got, key=lambda body: got[body])
     return {"latencies": [got[b] - sent_at[b] for b in sent_at], "first": started, "last": max(got.values()),
-            "enqueue_seconds": enqueued - started, "in_order": order == sorted(order)}
+            "first_arrival": min(got.values()), "enqueue_seconds": enqueued - started,
+            "drain_seconds": max(got.values()) - enqueued, "in_order": by_id == arrival_order}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -120,7 +134,8 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         runtime.stop()
         fake.stop()
-    burst_rate = args.messages / (burst["last"] - burst["first"])
+    burst_rate = (args.messages - 1) / max(1e-9, burst["last"] - burst["first_arrival"])
+    enqueue_rate = args.messages / burst["enqueue_seconds"]
     lat = spaced["latencies"]
     text = "\n".join([
         f"Measured {machine()} ({source_state()}) with `{command}`.", "",
@@ -131,12 +146,13 @@ def main(argv: list[str] | None = None) -> None:
         "the same body to the same fake in a loop, in the same run.", "",
         "| measure | value |", "|---|---|",
         f"| bare POST loop | {fmt(bare_rate, 0)} POST/s (p50 {fmt(pct(bare_latencies, 0.5) * 1000, 1)} ms) |",
-        f"| gateway, burst of {args.messages} | {fmt(burst_rate, 1)} messages/s "
-        f"(enqueued in {fmt(burst['enqueue_seconds'], 1)} s) |",
-        f"| ratio gateway / bare loop | {fmt(burst_rate / bare_rate, 3)} |",
+        f"| API, burst of {args.messages} (8 clients) | {fmt(enqueue_rate, 1)} messages accepted/s |",
+        f"| cloud sender, same burst | {fmt(burst_rate, 1)} messages/s at Meta (first to last POST; backlog "
+        f"drained {fmt(burst['drain_seconds'], 1)} s after the last acceptance) |",
+        f"| ratio cloud sender / bare loop | {fmt(burst_rate / bare_rate, 3)} |",
         f"| enqueue → POST at Meta p50 ({args.latency_messages} at 5/s) | {fmt(pct(lat, 0.5) * 1000, 0)} ms |",
         f"| enqueue → POST at Meta p99 | {fmt(pct(lat, 0.99) * 1000, 0)} ms |",
-        f"| order kept (burst) | {'yes' if burst['in_order'] else 'NO'} |", "",
+        f"| order kept (burst: POSTs in acceptance order) | {'yes' if burst['in_order'] else 'NO'} |", "",
         "Per account the sender is sequential by design (a FIFO group: order, and one retry holds the ones behind "
         "it), so one account's rate is bounded by one claim + POST + status write round trip — here to moto on "
         "the same two cores, each a few ms of CPU. Accounts run in parallel (one message group each; Lambda "
