@@ -247,3 +247,60 @@ def test_interactive_buttons_go_to_meta_as_they_are(tenant_admin: Api, fake_grap
     assert sends_to(fake_graph, phone_number_id) == [
         {"messaging_product": "whatsapp", "recipient_type": "individual", "to": "15550002222",
          "type": "interactive", "interactive": interactive}]
+
+
+def test_the_sweeper_ends_cloud_messages_that_cannot_go(tenant_admin: Api, fake_graph: Any) -> None:
+    import time
+
+    from core.models.accounts import ConnectionStatus
+    from core.store.accounts import AccountChange
+    from core.store.tables import AccountItem, MessageItem
+    from functions.service.context import services
+    from functions.service.sweeper import CLOUD_RETRY_WINDOW, sweep
+
+    svc = services()
+    # Given a cloud account whose token failed, with a message waiting ...
+    waiting = cloud_account(tenant_admin, fake_graph)["account_id"]
+    svc.accounts.request(AccountItem.get(waiting), lambda _: AccountChange(
+        status=ConnectionStatus.FAILED, reason="token_expired: test"))
+    message_id = send(tenant_admin, waiting, {"to": "15550001212", "type": "text", "text": {"body": "waits"}})
+    # ... and a working one with a message whose send was claimed but never answered
+    working = cloud_account(tenant_admin, fake_graph)["account_id"]
+    claimed = MessageItem(working, "msg_" + "0" * 9 + uuid.uuid4().hex[:17], tenant_id=AccountItem.get(working)
+                          .tenant_id, direction="outbound", status="sending", type="text", to="15550001313",
+                          content='{"type":"text","to":"15550001313","text":{"body":"lost"}}',
+                          status_history=[], created_at="2026-01-01T00:00:00.000Z",
+                          updated_at="2026-01-01T00:00:00.000Z")
+    svc.messages.create(claimed)
+
+    # When the sweeper runs later than the not-connected timeout (and the retry window)
+    sweep(svc, now=time.time() + CLOUD_RETRY_WINDOW + 60)
+
+    # Then the waiting message failed like a disconnected web account's, the claimed one as unconfirmed
+    failed = tenant_admin.get(f"/accounts/{waiting}/messages/{message_id}").json()
+    assert (failed["status"], failed["error"]["code"]) == ("failed", "account_not_connected")
+    assert "token_expired" in failed["error"]["message"]
+    lost = tenant_admin.get(f"/accounts/{working}/messages/{claimed.message_id}").json()
+    assert (lost["status"], lost["error"]["code"]) == ("failed", "send_unconfirmed")
+
+
+def test_metas_webhook_route_is_rate_limited_per_account(runtime: Any, tenant_admin: Api, fake_graph: Any) -> None:
+    import os
+
+    import requests
+
+    from infra.local.runtime import reset_process_caches
+
+    account_id = cloud_account(tenant_admin, fake_graph)["account_id"]
+    os.environ["META_WEBHOOK_PER_MINUTE"] = "3"
+    reset_process_caches()
+    try:
+        url = f"{runtime.api_url}/webhooks/meta/{account_id}"
+        answers = [requests.post(url, data=b"{}", timeout=10) for _ in range(5)]
+    finally:
+        os.environ.pop("META_WEBHOOK_PER_MINUTE")
+        reset_process_caches()
+    statuses = [a.status_code for a in answers]
+    assert statuses[:3] == [401, 401, 401] or statuses.count(429) >= 2, statuses  # a minute may turn mid-run
+    limited = [a for a in answers if a.status_code == 429]
+    assert limited and limited[0].headers["Retry-After"].isdigit()
