@@ -8,9 +8,23 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from core.models.events import EventType
-from core.models.validators import check_metadata, check_webhook_url, normalise_phone
+from core.models.validators import (
+    PHONE_PATTERN,
+    WEBHOOK_URL_PATTERN,
+    Metadata,
+    check_webhook_url,
+    normalise_phone,
+)
 
 ACCOUNT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
+#: Phone fields document the pattern the validator checks (the validator's message is the clearer refusal).
+PHONE_SCHEMA: dict[str, Any] = {"pattern": PHONE_PATTERN}
+#: What AccountCreate's provider check enforces, in its JSON Schema: `cloud` credentials exactly for cloud numbers.
+PROVIDER_NEEDS_CREDENTIALS: dict[str, Any] = {
+    "if": {"properties": {"provider": {"enum": ["cloud", "meta"]}}, "required": ["provider"]},
+    "then": {"properties": {"cloud": {"type": "object"}}, "required": ["cloud"]},
+    "else": {"properties": {"cloud": {"type": "null"}}},
+}
 
 
 class ConnectionStatus(StrEnum):
@@ -41,7 +55,8 @@ class WebhookSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(max_length=2048, examples=["https://example.com/wagate"])
+    url: str = Field(max_length=2048, examples=["https://example.com/wagate"],
+                     json_schema_extra={"pattern": WEBHOOK_URL_PATTERN})
     events: list[WebhookEvent] = Field(default_factory=lambda: list(WebhookEvent), min_length=1)
     secret: str | None = Field(
         default=None, min_length=16, max_length=256, description="HMAC secret; never returned."
@@ -114,23 +129,29 @@ class AccountOptions(BaseModel):
                     "as numbered text whose numeric reply comes back as the matching interactive reply.")
 
 
+class NewWebhookSettings(WebhookSettings):
+    """`webhook` of a new account: deliveries are always signed, so it needs its secret (an update keeps the
+    stored one)."""
+
+    secret: str = Field(min_length=16, max_length=256, description="HMAC secret; never returned.")
+
+
 class AccountCreate(BaseModel):
     """Body of `POST /accounts`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=PROVIDER_NEEDS_CREDENTIALS)
 
     account_name: str = Field(min_length=1, max_length=100, examples=["Support line"])
-    phone_number: str | None = Field(default=None, examples=["+15551234567"])
+    phone_number: str | None = Field(default=None, examples=["+15551234567"], json_schema_extra=PHONE_SCHEMA)
     provider: Literal["web", "cloud", "meta"] = Field(
         default="web", description="`web`: linked by QR/pairing code on a browser host; `cloud` (or `meta`): "
                                    "Meta's Cloud API, needs `cloud` credentials.")
     cloud: CloudCredentials | None = None
     options: AccountOptions | None = None
-    metadata: dict[str, Any] = Field(default_factory=dict, description="Free-form, up to 8 KB of JSON.")
-    webhook: WebhookSettings | None = None
+    metadata: Metadata = Field(default_factory=dict, description="Free-form, up to 8 KB of JSON.")
+    webhook: NewWebhookSettings | None = None
 
     _phone = field_validator("phone_number")(normalise_phone)
-    _metadata = field_validator("metadata")(check_metadata)
 
     @model_validator(mode="after")
     def _provider_fits(self) -> AccountCreate:
@@ -146,18 +167,17 @@ class AccountCreate(BaseModel):
 class AccountUpdate(BaseModel):
     """Body of `PATCH /accounts/{account_id}`: fields present replace the stored ones."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
 
     account_name: str | None = Field(default=None, min_length=1, max_length=100)
-    phone_number: str | None = None
-    metadata: dict[str, Any] | None = None
+    phone_number: str | None = Field(default=None, json_schema_extra=PHONE_SCHEMA)
+    metadata: Metadata | None = None
     webhook: WebhookSettings | None = None
     cloud: CloudCredentialsUpdate | None = Field(default=None, description="Cloud accounts only.")
     options: AccountOptions | None = None
     version: int | None = Field(default=None, ge=1, description="Expected version (or send `If-Match`).")
 
     _phone = field_validator("phone_number")(normalise_phone)
-    _metadata = field_validator("metadata")(check_metadata)
 
 
 class StatusChange(BaseModel):
@@ -207,7 +227,7 @@ class QrCode(BaseModel):
 class PairingCodeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    phone_number: str
+    phone_number: str = Field(json_schema_extra=PHONE_SCHEMA)
 
     _phone = field_validator("phone_number")(normalise_phone)
 

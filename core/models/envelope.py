@@ -17,6 +17,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    StrictBool,
     Tag,
     TypeAdapter,
     create_model,
@@ -26,11 +27,17 @@ from pydantic import (
 
 from core.models.accounts import ACCOUNT_ID_PATTERN
 from core.models.rich import InteractiveBody, TemplateBody
+from core.models.validators import PHONE_BODY, compact_phone
 
-_TO = re.compile(r"^(\+?[1-9]\d{6,14}|\d{6,32}(-\d{6,20})?@g\.us)$")
+# A phone number (separators allowed) or a group id; ASCII digits only, the same pattern in the JSON Schema.
+TO_PATTERN = rf"^(?:{PHONE_BODY}|[0-9]{{6,32}}(?:-[0-9]{{6,20}})?@g\.us)$"
+_TO = re.compile(TO_PATTERN)
 # Inline media stays small enough for an SQS ingress message (256 KB, base64 included); larger media goes
 # through POST /media (presigned upload) and is sent by id.
 MAX_INLINE_MEDIA_BYTES = 100 * 1024
+# What b64decode(validate=True) takes, and a length whose every such string decodes within the limit.
+BASE64_PATTERN = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+BASE64_MAX_LENGTH = MAX_INLINE_MEDIA_BYTES // 3 * 4
 
 
 class _Strict(BaseModel):
@@ -39,17 +46,28 @@ class _Strict(BaseModel):
 
 class TextBody(_Strict):
     body: str = Field(min_length=1, max_length=4096)
-    preview_url: bool = False
+    preview_url: StrictBool = False
 
 
 class _MediaBody(_Strict):
     """Exactly one source: an HTTPS `link`, an `id` from `POST /media`, or base64 `data`."""
 
-    link: str | None = Field(default=None, max_length=2048, examples=["https://example.com/cat.jpg"])
+    model_config = ConfigDict(json_schema_extra={"oneOf": [  # what _one_source checks
+        {"required": ["link"], "properties": {"link": {"type": "string"}, "id": {"type": "null"},
+                                              "data": {"type": "null"}}},
+        {"required": ["id"], "properties": {"id": {"type": "string"}, "link": {"type": "null"},
+                                            "data": {"type": "null"}}},
+        {"required": ["data", "mime_type"], "properties": {"data": {"type": "string"}, "mime_type": {
+            "type": "string"}, "link": {"type": "null"}, "id": {"type": "null"}}},
+    ]})
+
+    link: str | None = Field(default=None, max_length=2048, examples=["https://example.com/cat.jpg"],
+                             json_schema_extra={"pattern": "^https?://"})
     id: str | None = Field(default=None, max_length=200)
     data: str | None = Field(default=None, description="Inline base64 content (up to 100 KB decoded); "
-                                   "larger media: upload with POST /media and send its id.")
-    mime_type: str | None = Field(default=None, pattern=r"^[\w.+-]+/[\w.+-]+$")
+                                   "larger media: upload with POST /media and send its id.",
+                             json_schema_extra={"pattern": BASE64_PATTERN, "maxLength": BASE64_MAX_LENGTH})
+    mime_type: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.+-]+/[A-Za-z0-9_.+-]+$")
 
     @field_validator("link")
     @classmethod
@@ -92,7 +110,7 @@ class VideoBody(_MediaBody):
 
 
 class AudioBody(_MediaBody):
-    voice: bool = Field(default=False, description="wagate: send as a voice note (push-to-talk).")
+    voice: StrictBool = Field(default=False, description="wagate: send as a voice note (push-to-talk).")
 
 
 class DocumentBody(_MediaBody):
@@ -121,6 +139,11 @@ class ContactName(_Strict):
 
 
 class ContactPhone(_Strict):
+    model_config = ConfigDict(json_schema_extra={"anyOf": [  # what _some_number checks
+        {"required": ["phone"], "properties": {"phone": {"type": "string"}}},
+        {"required": ["wa_id"], "properties": {"wa_id": {"type": "string"}}},
+    ]})
+
     phone: str | None = Field(default=None, min_length=3, max_length=40)
     type: str | None = None
     wa_id: str | None = Field(default=None, pattern=r"^\d{6,20}$")
@@ -177,7 +200,9 @@ class PollBody(_Strict):
     """wagate extension (WhatsApp Web polls; the Cloud API has none)."""
 
     question: str = Field(min_length=1, max_length=255)
-    options: list[str] = Field(min_length=2, max_length=12)
+    # Something besides whitespace (what str.strip() removes: ECMA's \s plus \x1c-\x1f and \x85).
+    options: list[Annotated[str, Field(min_length=1, max_length=100, pattern=r"[^\s\x1c-\x1f\x85]")]] = Field(
+        min_length=2, max_length=12, json_schema_extra={"uniqueItems": True})
     max_selections: int = Field(default=1, ge=1, description="How many options a voter may pick.")
 
     @model_validator(mode="after")
@@ -200,7 +225,8 @@ class ReplyContext(_Strict):
 class _Envelope(_Strict):
     messaging_product: Literal["whatsapp"] = "whatsapp"
     recipient_type: Literal["individual", "group"] = "individual"
-    to: str = Field(examples=["15551234567"], description="Phone number (E.164) or a group id `...@g.us`.")
+    to: str = Field(examples=["15551234567"], description="Phone number (E.164) or a group id `...@g.us`.",
+                    json_schema_extra={"pattern": TO_PATTERN})
     context: ReplyContext | None = None
     client_reference: str | None = Field(
         default=None,
@@ -212,10 +238,9 @@ class _Envelope(_Strict):
     @field_validator("to")
     @classmethod
     def _recipient(cls, value: str) -> str:
-        compact = re.sub(r"[\s().-]", "", value) if "@" not in value else value
-        if not _TO.match(compact):
+        if not _TO.fullmatch(value):
             raise ValueError("must be a phone number in international format or a group id ending in @g.us")
-        return compact.lstrip("+")
+        return value if "@" in value else compact_phone(value)
 
 
 class TextMessage(_Envelope):

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
 from core.models.events import EventType
-from core.models.validators import check_webhook_url
+from core.models.validators import WEBHOOK_URL_PATTERN, check_webhook_url
 
 WEBHOOK_ID_PATTERN = r"^whk_[0-9a-z]{26}$"
 DELIVERY_ID_PATTERN = r"^dlv_[0-9a-z]{26}$"
+URL_SCHEMA: dict[str, Any] = {"pattern": WEBHOOK_URL_PATTERN}
 
 
 def _all_events() -> list[EventType]:
@@ -29,20 +31,20 @@ class WebhookCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(max_length=2048, examples=["https://example.com/wagate"])
+    url: str = Field(max_length=2048, examples=["https://example.com/wagate"], json_schema_extra=URL_SCHEMA)
     events: list[EventType] = Field(default_factory=_all_events, min_length=1,
                                     description="Event types to deliver (default: all).")
     secret: str | None = Field(default=None, min_length=16, max_length=256,
                                description="HMAC secret; generated (and returned once) when absent. Never shown again.")
     description: str | None = Field(default=None, max_length=500)
-    enabled: bool = True
+    enabled: StrictBool = True
     format: WebhookFormat = Field(default=WebhookFormat.WAGATE,
                                   description="`meta`: Meta's `whatsapp_business_account` payloads signed with "
                                               "`X-Hub-Signature-256`, for bots written for the Cloud API.")
     verify_token: str | None = Field(default=None, min_length=1, max_length=256,
                                      description="The `hub.verify_token` of the handshake (write-only, stored "
                                                  "encrypted, never shown).")
-    verify: bool = Field(default=False, description="Before storing, check the URL with Meta's `hub.challenge` "
+    verify: StrictBool = Field(default=False, description="Before storing, check the URL with Meta's `hub.challenge` "
                          "handshake (GET with `hub.mode=subscribe`, `hub.verify_token`, `hub.challenge`); needs "
                          "`verify_token`. Not stored.")
 
@@ -58,17 +60,17 @@ class WebhookCreate(BaseModel):
 class WebhookUpdate(BaseModel):
     """Body of `PATCH /webhooks/{webhook_id}`: fields present replace the stored ones (`secret` rotates it)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
 
-    url: str | None = Field(default=None, max_length=2048)
+    url: str | None = Field(default=None, max_length=2048, json_schema_extra=URL_SCHEMA)
     events: list[EventType] | None = Field(default=None, min_length=1)
     secret: str | None = Field(default=None, min_length=16, max_length=256, description="A new HMAC secret.")
     description: str | None = Field(default=None, max_length=500)
-    enabled: bool | None = None
+    enabled: StrictBool | None = None
     format: WebhookFormat | None = None
     verify_token: str | None = Field(default=None, min_length=1, max_length=256,
                                      description="A new verify token for the handshake (write-only).")
-    verify: bool = Field(default=False, description="Check the webhook's URL (the new one, if given) with Meta's "
+    verify: StrictBool = Field(default=False, description="Check the webhook's URL (the new one, if given) with Meta's "
                          "`hub.challenge` handshake before storing the change. Not stored.")
 
     @field_validator("url")

@@ -14,7 +14,7 @@ from pynamodb.expressions.update import Action
 from core.errors import Conflict, DependencyFailure, LeaseLost, NotFound, PreconditionFailed
 from core.models.accounts import CLOUD_PROVIDERS, ConnectionStatus
 from core.models.common import utcnow
-from core.store.conditions import decode_cursor, encode_cursor, is_conditional
+from core.store.conditions import PageQuery, decode_cursor, encode_cursor, is_conditional
 from core.store.tables import AccountItem
 
 STATUS_HISTORY_LIMIT = 20
@@ -98,7 +98,9 @@ class AccountRepository:
         account_ids: tuple[str, ...] = (),
     ) -> tuple[list[AccountItem], str | None]:
         """Newest-first page of a tenant's live accounts, optionally by status and key scope."""
-        start = decode_cursor(cursor)
+        query = (PageQuery(AccountItem, tenant_id, AccountItem.tenant_index) if status is None else
+                 PageQuery(AccountItem, f"{tenant_id}#{status.value}", AccountItem.tenant_status_index))
+        start = decode_cursor(cursor, query)
         condition: Condition | None = AccountItem.deleted_at.does_not_exist()
         if account_ids:
             condition = condition & AccountItem.account_id.is_in(*account_ids)

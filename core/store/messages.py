@@ -12,7 +12,7 @@ from pynamodb.expressions.condition import Condition
 from core.errors import Conflict, NotFound
 from core.models.common import utcnow
 from core.models.messages import STATUS_RANK, MessageStatus
-from core.store.conditions import decode_cursor, encode_cursor, fenced_write, is_conditional
+from core.store.conditions import PageQuery, decode_cursor, encode_cursor, fenced_write, is_conditional
 from core.store.tables import IdempotencyItem, MessageItem
 
 PENDING = frozenset({MessageStatus.QUEUED, MessageStatus.SENDING})
@@ -64,7 +64,7 @@ class MessageRepository:
         """Newest-first page, optionally one direction."""
         condition = MessageItem.direction == direction if direction else None
         items: list[MessageItem] = []
-        last = decode_cursor(cursor)
+        last = decode_cursor(cursor, PageQuery(MessageItem, account_id))
         while True:
             result = MessageItem.query(
                 account_id, filter_condition=condition, scan_index_forward=False,

@@ -17,7 +17,7 @@ from pynamodb.expressions.condition import Condition
 from core.aws import client
 from core.errors import NotFound
 from core.models.common import utcnow
-from core.store.conditions import decode_cursor, encode_cursor, is_conditional
+from core.store.conditions import PageQuery, decode_cursor, encode_cursor, is_conditional
 from core.store.tables import WebhookDeliveryItem, WebhookItem
 
 HISTORY_LIMIT = 10
@@ -98,7 +98,7 @@ class DeliveryRepository:
                   cursor: str | None) -> tuple[list[WebhookDeliveryItem], str | None]:
         condition = WebhookDeliveryItem.state == state if state else None
         items: list[WebhookDeliveryItem] = []
-        last = decode_cursor(cursor)
+        last = decode_cursor(cursor, PageQuery(WebhookDeliveryItem, account_id, WebhookDeliveryItem.account_time_index))
         while True:
             result = WebhookDeliveryItem.account_time_index.query(
                 account_id, filter_condition=condition, scan_index_forward=False, limit=limit - len(items),

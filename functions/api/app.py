@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
-from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, HTTPBearer
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, HTTPBearer, Server
 
 from functions.api import errors
+from functions.api.openapi import STAGE_PATH, RestResolver, base_path, document_responses
 from functions.api.routes import accounts, api_keys, contacts, legacy, me, messages, producers
 from functions.api.routes import audit as audit_routes
 from functions.api.routes import health as health_routes
@@ -25,7 +26,7 @@ SECURITY_SCHEMES: dict[str, Any] = {
 
 def create_app() -> APIGatewayRestResolver:
     """Build the resolver with every route, the error mapping and the OpenAPI/Swagger endpoints."""
-    app = APIGatewayRestResolver(enable_validation=True)
+    app = RestResolver(enable_validation=True)
     errors.register(app)
     app.include_router(accounts.router)
     app.include_router(messages.router)
@@ -40,23 +41,25 @@ def create_app() -> APIGatewayRestResolver:
     app.include_router(health_routes.router)
     legacy.install(app)  # after errors.register: wraps the error handlers for /sessions paths
 
-    @app.get("/health", summary="Liveness", tags=["meta"])
+    @app.get("/health", summary="Liveness", tags=["meta"], security=[{}])  # [{}]: public
     def health() -> dict[str, str]:
         return {"status": "ok", "version": VERSION}
 
     @app.get("/openapi.json", include_in_schema=False)
     def openapi() -> Response[str]:
-        return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=openapi_json(app))
+        return Response(status_code=200, content_type=content_types.APPLICATION_JSON,
+                        body=openapi_json(app, base_path(app.current_event)))
 
     app.enable_swagger(path="/docs", title=TITLE, version=VERSION, security_schemes=SECURITY_SCHEMES,
                        security=[{"apiKey": []}, {"bearer": []}])
+    document_responses(app)
     return app
 
 
-def openapi_json(app: APIGatewayRestResolver) -> str:
-    """The OpenAPI document, generated from the pydantic models and the routes."""
+def openapi_json(app: APIGatewayRestResolver, server: str = STAGE_PATH) -> str:
+    """The OpenAPI document, generated from the pydantic models and the routes, served from `server`."""
     return app.get_openapi_json_schema(
-        title=TITLE, version=VERSION,
+        title=TITLE, version=VERSION, servers=[Server(url=server or "/")],
         description="Self-hosted multi-account WhatsApp gateway. Authenticate with `X-Api-Key` or a Bearer key.",
         security_schemes=SECURITY_SCHEMES, security=[{"apiKey": []}, {"bearer": []}],
     )

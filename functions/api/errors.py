@@ -61,6 +61,18 @@ def error_response(
                     body=body.model_dump_json(), headers=headers)
 
 
+#: Path ids whose not-found code is not `<name>_not_found` (legacy `/sessions` ids are account ids).
+NOT_FOUND_CODES = {"session_id": "account_not_found", "key_id": "api_key_not_found"}
+
+
+def _unknown_id(details: list[dict[str, Any]]) -> str | None:
+    """The (first) path id parameter, when ids that fail their pattern are the request's only problems."""
+    locs = [d["loc"] for d in details]
+    if locs and all(len(loc) == 2 and loc[0] == "path" and str(loc[1]).endswith("_id") for loc in locs):
+        return str(locs[0][1])
+    return None
+
+
 def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
     details = []
     for error in exc.errors():
@@ -88,6 +100,11 @@ def register(app: APIGatewayRestResolver) -> None:
         details = _validation_details(exc)
         if any(d["type"] == "json_invalid" for d in details):
             return error_response(app, 400, "invalid_json", "the request body is not valid JSON", details)
+        missing = _unknown_id(details)
+        if missing is not None:  # an id no resource can have (`/accounts/Ā`) names nothing: not found
+            name, value = missing, (app.current_event.path_parameters or {}).get(missing, "")
+            return error_response(app, 404, NOT_FOUND_CODES.get(name, f"{name[:-3]}_not_found"),
+                                  f"no {name[:-3].replace('_', ' ')} {value[:100]!r}")
         return error_response(app, 422, "validation_error", "the request is not valid", details)
 
     @app.not_found

@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote
 
 from infra.local.lambda_runtime import LocalFunction
 from infra.local.log import log
@@ -20,6 +20,8 @@ from infra.local.resources import ACCOUNT_ID
 from infra.local.template import Route
 
 MAX_PAYLOAD = 10 * 1024 * 1024  # API Gateway's own limit
+#: The methods a REST API serves (ANY means these); API Gateway refuses any other itself.
+METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 API_ID = "local"
 
 
@@ -113,16 +115,24 @@ class LocalApiGateway:
             return self._handle(method, raw_path, headers, body, request_id)
         except GatewayError as exc:
             return self._gateway_response(exc, request_id)
+        except Exception:  # noqa: BLE001 - never drop the connection: API Gateway answers a 5xx
+            log(f"local API Gateway failed on {method} {raw_path!r}:\n{traceback.format_exc()}")
+            return self._gateway_response(GatewayError("DEFAULT_5XX", 502, "Internal server error"), request_id)
 
     def _handle(self, method: str, raw_path: str, headers: list[tuple[str, str]], body: bytes,
                 request_id: str) -> tuple[int, list[tuple[str, str]], bytes]:
         if len(body) > MAX_PAYLOAD:
             raise GatewayError("REQUEST_TOO_LARGE", 413, "Request too large")
-        split = urlsplit(raw_path)
-        path = unquote(split.path) or "/"
+        # Not urlsplit: `//accounts` is a path here, not a host.
+        target, _, query = raw_path.split("#")[0].partition("?")
+        requested = unquote(target) or "/"
+        path = self._resource_path(requested)
         parts = [p for p in path.split("/") if p]
+        if method.upper() not in METHODS:
+            return self._method_not_allowed(method.upper(), path, parts, request_id)
         route, params, resource = self._route(method.lower(), parts)
-        event = self._proxy_event(method, path, split.query, headers, body, route, params, resource, request_id)
+        event = self._proxy_event(method, path, query, headers, body, route, params, resource, request_id,
+                                  requested=requested)
         if route.authorizer:
             event["requestContext"]["authorizer"] = self._authorize(route, event)
         try:
@@ -131,6 +141,28 @@ class LocalApiGateway:
             log(f"{route.function} failed on {method} {path}:\n{traceback.format_exc()}")
             raise GatewayError("DEFAULT_5XX", 502, "Internal server error") from exc
         return self._proxy_result(result, request_id)
+
+    def _resource_path(self, requested: str) -> str:
+        """The resource path of a request: API Gateway's URLs carry the stage (`/v1/accounts`); the local API
+        also answers at the root (`/accounts`), as a custom domain without a base path does."""
+        prefix = f"/{self.stage}"
+        if requested == prefix or requested.startswith(prefix + "/"):
+            return requested[len(prefix):] or "/"
+        return requested
+
+    def _method_not_allowed(self, method: str, path: str, parts: list[str],
+                            request_id: str) -> tuple[int, list[tuple[str, str]], bytes]:
+        """A method API Gateway does not serve (TRACE, CONNECT, ...): 405 with `Allow` and the API's error body.
+        API Gateway itself never passes these on to a function; see docs/api.md, "Errors"."""
+        resource = next((r for r in self.resources if r.match(parts) is not None), None)
+        allowed = sorted(m.upper() for m in (resource.methods if resource else {}) if m != "any")
+        if not allowed:
+            raise GatewayError("MISSING_AUTHENTICATION_TOKEN", 403, "Missing Authentication Token")
+        body = {"code": "method_not_allowed", "message": f"{method} is not allowed on {path}",
+                "details": {"allowed": allowed}, "request_id": request_id}
+        headers = [("Content-Type", "application/json"), ("Allow", ", ".join(allowed)),
+                   ("x-amzn-RequestId", request_id)]
+        return 405, headers, json.dumps(body).encode()
 
     def _route(self, method: str, parts: list[str]) -> tuple[Route, dict[str, str], Resource]:
         for resource in self.resources:
@@ -144,7 +176,9 @@ class LocalApiGateway:
         raise GatewayError("MISSING_AUTHENTICATION_TOKEN", 403, "Missing Authentication Token")
 
     def _proxy_event(self, method: str, path: str, query: str, headers: list[tuple[str, str]], body: bytes,
-                     route: Route, params: dict[str, str], resource: Resource, request_id: str) -> dict[str, Any]:
+                     route: Route, params: dict[str, str], resource: Resource, request_id: str, *,
+                     requested: str = "") -> dict[str, Any]:
+        """The proxy event; `requested` is the path as the client sent it (stage included, if it was)."""
         multi_headers: dict[str, list[str]] = {}
         for key, value in headers:
             multi_headers.setdefault(key, []).append(value)
@@ -169,7 +203,7 @@ class LocalApiGateway:
                 "resourceId": resource.path, "resourcePath": resource.path, "httpMethod": method.upper(),
                 "extendedRequestId": request_id,
                 "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
-                "path": f"/{self.stage}{path}", "accountId": ACCOUNT_ID, "protocol": "HTTP/1.1",
+                "path": requested or path, "accountId": ACCOUNT_ID, "protocol": "HTTP/1.1",
                 "stage": self.stage, "domainPrefix": "localhost", "requestTimeEpoch": int(now * 1000),
                 "requestId": request_id, "apiId": API_ID, "domainName": "localhost",
                 "identity": {"sourceIp": "127.0.0.1", "userAgent": multi_headers.get("User-Agent", [""])[-1]},
@@ -209,6 +243,9 @@ class LocalApiGateway:
         for key, values in (result.get("multiValueHeaders") or {}).items():
             if key not in (result.get("headers") or {}):
                 out_headers.extend((key, str(v)) for v in values)
+        if not all(_is_header_text(k) and _is_header_text(v) for k, v in out_headers):
+            log(f"malformed Lambda proxy response: a header is not latin-1 text on one line: {out_headers!r}")
+            raise GatewayError("DEFAULT_5XX", 502, "Malformed Lambda proxy response")
         out_headers.append(("x-amzn-RequestId", request_id))
         body = result.get("body") or ""
         payload = base64.b64decode(body) if result.get("isBase64Encoded") else str(body).encode()
@@ -237,10 +274,16 @@ class LocalApiGateway:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in two writes: without TCP_NODELAY a keep-alive client waits for its
+            # delayed ACK (~40 ms) on every request.
+            disable_nagle_algorithm = True
 
             def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
+                length = self.headers.get("Content-Length") or "0"
+                if not length.isdigit():
+                    self.send_error(400, "Bad Content-Length")
+                    return
+                body = self.rfile.read(int(length)) if int(length) else b""
                 status, headers, payload = gateway.handle(self.command, self.path, list(self.headers.items()), body)
                 self.send_response(status)
                 for key, value in headers:
@@ -253,10 +296,25 @@ class LocalApiGateway:
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve
 
+            def __getattr__(self, name: str) -> Any:
+                # Any other method (TRACE, CONNECT, PROPFIND, ...) is answered too, not http.server's 501 HTML.
+                if name.startswith("do_"):
+                    return self._serve
+                raise AttributeError(name)
+
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
         return Handler
+
+
+def _is_header_text(text: str) -> bool:
+    """What an HTTP/1.1 header line can carry: latin-1 without CR or LF."""
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return "\r" not in text and "\n" not in text
 
 
 def _allows(policy: dict[str, Any], arn: str) -> bool:

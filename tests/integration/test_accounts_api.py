@@ -136,11 +136,15 @@ def test_qr_is_a_clear_409_until_the_host_has_one(tenant_admin: Api, runtime: An
 
 
 def test_webhook_settings_are_validated_and_secret_never_returned(tenant_admin: Api) -> None:
-    private = tenant_admin.post("/accounts", json={"account_name": "x",
-                                                   "webhook": {"url": "https://169.254.169.254/latest"}})
+    secret = "s" * 32
+    private = tenant_admin.post("/accounts", json={"account_name": "x", "webhook": {
+        "url": "https://169.254.169.254/latest", "secret": secret}})
     assert private.status_code == 400 and private.json()["code"] == "webhook_url_not_allowed"
-    plain_http = tenant_admin.post("/accounts", json={"account_name": "x", "webhook": {"url": "http://example.com/h"}})
+    plain_http = tenant_admin.post("/accounts", json={"account_name": "x", "webhook": {
+        "url": "http://example.com/h", "secret": secret}})
     assert plain_http.status_code == 400
+    unsigned = tenant_admin.post("/accounts", json={"account_name": "x", "webhook": {"url": "https://example.com/h"}})
+    assert unsigned.status_code == 422 and unsigned.json()["details"][0]["loc"] == ["body", "webhook", "secret"]
 
     created = create_account(tenant_admin, webhook={"url": "https://example.com/hook",
                                                      "secret": "s" * 32, "events": ["message.received"]})

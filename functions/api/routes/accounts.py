@@ -30,6 +30,8 @@ router = APIGatewayRouter()  # type: ignore[no-untyped-call]
 AccountId = Annotated[str, Path(pattern=ACCOUNT_ID_PATTERN, description="The account id.")]
 Limit = Annotated[int, Query(ge=1, le=100, description="Page size.")]
 Cursor = Annotated[str | None, Query(max_length=2048, description="`next_cursor` of the previous page.")]
+#: An ETag as GET gives it (`"3"`), weak or unquoted too; anything else is 400 invalid_if_match.
+IF_MATCH_PATTERN = r'^[ \t]*(W/)?"?[0-9]{1,18}"?[ \t]*$'
 ERRORS: dict[int, Any] = {
     code: {"description": desc, "content": {"application/json": {"model": ErrorBody}}}
     for code, desc in ((400, "Bad request"), (401, "No or bad API key"), (403, "Role or scope forbids it"),
@@ -77,7 +79,8 @@ def get_account(account_id: AccountId) -> Response[Account]:
 def update_account(
     account_id: AccountId,
     body: AccountUpdate,
-    if_match: Annotated[str | None, Header(alias="If-Match", description="ETag from a GET.")] = None,
+    if_match: Annotated[str | None, Header(alias="If-Match", description="ETag from a GET.",
+                                           json_schema_extra={"pattern": IF_MATCH_PATTERN})] = None,
 ) -> Response[Account]:
     account = service.update_account(services(), principal_of(router), account_id, body, if_match)
     return _json(200, account, _etag(account))
@@ -98,23 +101,26 @@ def _action(account_id: str, action: AccountAction) -> Response[AccountActionAcc
 
 
 @router.post("/accounts/<account_id>/start", summary="Start the account's WhatsApp Web session",
-             tags=["lifecycle"], responses=ERRORS)
+             tags=["lifecycle"], responses=ERRORS, status_code=202)
 def start_account(account_id: AccountId) -> Response[AccountActionAccepted]:
     return _action(account_id, AccountAction.START)
 
 
-@router.post("/accounts/<account_id>/stop", summary="Stop it (stays linked)", tags=["lifecycle"], responses=ERRORS)
+@router.post("/accounts/<account_id>/stop", summary="Stop it (stays linked)", tags=["lifecycle"], responses=ERRORS,
+             status_code=202)
 def stop_account(account_id: AccountId) -> Response[AccountActionAccepted]:
     return _action(account_id, AccountAction.STOP)
 
 
-@router.post("/accounts/<account_id>/restart", summary="Restart it", tags=["lifecycle"], responses=ERRORS)
+@router.post("/accounts/<account_id>/restart", summary="Restart it", tags=["lifecycle"], responses=ERRORS,
+             status_code=202)
 def restart_account(account_id: AccountId) -> Response[AccountActionAccepted]:
     return _action(account_id, AccountAction.RESTART)
 
 
 @router.post("/accounts/<account_id>/logout", summary="Unlink the device (a new QR is needed)",
-             tags=["lifecycle"], responses=ERRORS)
+             tags=["lifecycle"], responses={409: {"description": "A Cloud API number has no device"}, **ERRORS},
+             status_code=202)
 def logout_account(account_id: AccountId) -> Response[AccountActionAccepted]:
     return _action(account_id, AccountAction.LOGOUT)
 

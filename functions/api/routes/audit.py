@@ -7,10 +7,12 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
+from pydantic import BeforeValidator
 
 from core.models.accounts import ACCOUNT_ID_PATTERN
 from core.models.audit import ACTION_FILTER_PATTERN, AuditEntry
 from core.models.common import Page
+from core.models.validators import iso_datetime_text
 from core.store.audit import AuditFilter
 from functions.api.context import principal_of
 from functions.api.routes.accounts import ERRORS, Cursor
@@ -30,9 +32,10 @@ def list_audit(
     action: Annotated[str | None, Query(pattern=ACTION_FILTER_PATTERN,
                                         description="Only this action (`account.start`), or a family of them "
                                                     "(`account.*`).")] = None,
-    since: Annotated[datetime | None, Query(description="Entries at or after this time (ISO 8601; UTC "
-                                                        "unless it says otherwise).")] = None,
-    until: Annotated[datetime | None, Query(description="Entries at or before this time (ISO 8601).")] = None,
+    since: Annotated[datetime | None, BeforeValidator(iso_datetime_text), Query(
+        description="Entries at or after this time (ISO 8601; UTC unless it says otherwise).")] = None,
+    until: Annotated[datetime | None, BeforeValidator(iso_datetime_text), Query(
+        description="Entries at or before this time (ISO 8601).")] = None,
     limit: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 50,
     cursor: Cursor = None,
 ) -> Page[AuditEntry]:

@@ -14,12 +14,13 @@ from functions.service import contacts as service
 from functions.service.context import services
 
 router = APIGatewayRouter()  # type: ignore[no-untyped-call]
-Phone = Annotated[str, Path(pattern=r"^\+?[0-9]{7,15}$", description="International number, digits only.")]
+Phone = Annotated[str, Path(pattern=r"^\+?[1-9][0-9]{6,14}$", description="International number, digits only.")]
 
 
 @router.get(
     "/accounts/<account_id>/contacts/<phone>/exists", summary="Is this number on WhatsApp?", tags=["contacts"],
-    responses={429: {"description": "Too many new numbers checked this minute (Retry-After)"},
+    responses={409: {"description": "The account is not connected (WORKING)"},
+               429: {"description": "Too many new numbers checked this minute (Retry-After)"},
                503: {"description": "WhatsApp has not answered yet; ask again (Retry-After)"}, **ERRORS},
 )
 def contact_exists(account_id: AccountId, phone: Phone) -> ContactCheck:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
@@ -45,7 +46,7 @@ from core.models.legacy import (
 from core.models.messages import Direction
 from core.observability import logger, metrics
 from functions.api.context import Resolver, correlation_id_of, principal_of
-from functions.api.routes.accounts import ERRORS, Cursor, Limit, qr_response
+from functions.api.routes.accounts import ERRORS, IF_MATCH_PATTERN, Cursor, Limit, qr_response
 from functions.api.routes.messages import MessageId, accepted_headers
 from functions.service import accounts
 from functions.service import messages as message_service
@@ -71,7 +72,8 @@ def http_date(value: str) -> str:
 def legacy_headers(path: str, sunset: str) -> dict[str, str]:
     """RFC 9745 `Deprecation`, RFC 8594 `Sunset` and the successor `Link` for a legacy path."""
     headers = {"Deprecation": f"@{int(DEPRECATED_SINCE.timestamp())}",
-               "Link": f'<{successor_path(path)}>; rel="successor-version"'}
+               # percent-encoded: a path id like `Ā` must not make the header non-ASCII (or break its <>)
+               "Link": f'<{quote(successor_path(path), safe="/")}>; rel="successor-version"'}
     try:
         headers["Sunset"] = http_date(sunset)
     except ValueError:  # a typo in LEGACY_SUNSET must not break every legacy answer
@@ -181,7 +183,8 @@ def get_session(session_id: SessionId) -> Response[Session]:
 def update_session(
     session_id: SessionId,
     body: SessionUpdate,
-    if_match: Annotated[str | None, Header(alias="If-Match", description="ETag from a GET.")] = None,
+    if_match: Annotated[str | None, Header(alias="If-Match", description="ETag from a GET.",
+                                           json_schema_extra={"pattern": IF_MATCH_PATTERN})] = None,
 ) -> Response[Session]:
     return _session(200, accounts.update_account(services(), principal_of(router), session_id, body, if_match))
 
@@ -200,22 +203,27 @@ def _action(session_id: str, action: AccountAction) -> Response[SessionActionAcc
     return _json(202, to_legacy(accepted, SessionActionAccepted))
 
 
-@router.post("/sessions/<session_id>/start", summary="Start a session (legacy)", responses=ERRORS, **LEGACY)
+@router.post("/sessions/<session_id>/start", summary="Start a session (legacy)", responses=ERRORS,
+             status_code=202, **LEGACY)
 def start_session(session_id: SessionId) -> Response[SessionActionAccepted]:
     return _action(session_id, AccountAction.START)
 
 
-@router.post("/sessions/<session_id>/stop", summary="Stop a session (legacy)", responses=ERRORS, **LEGACY)
+@router.post("/sessions/<session_id>/stop", summary="Stop a session (legacy)", responses=ERRORS,
+             status_code=202, **LEGACY)
 def stop_session(session_id: SessionId) -> Response[SessionActionAccepted]:
     return _action(session_id, AccountAction.STOP)
 
 
-@router.post("/sessions/<session_id>/restart", summary="Restart a session (legacy)", responses=ERRORS, **LEGACY)
+@router.post("/sessions/<session_id>/restart", summary="Restart a session (legacy)", responses=ERRORS,
+             status_code=202, **LEGACY)
 def restart_session(session_id: SessionId) -> Response[SessionActionAccepted]:
     return _action(session_id, AccountAction.RESTART)
 
 
-@router.post("/sessions/<session_id>/logout", summary="Log a session out (legacy)", responses=ERRORS, **LEGACY)
+@router.post("/sessions/<session_id>/logout", summary="Log a session out (legacy)",
+             responses={409: {"description": "A Cloud API number has no device"}, **ERRORS}, status_code=202,
+             **LEGACY)
 def logout_session(session_id: SessionId) -> Response[SessionActionAccepted]:
     return _action(session_id, AccountAction.LOGOUT)
 

@@ -77,7 +77,8 @@ def get_message(account_id: AccountId, message_id: MessageId) -> Response[Any]:
 @router.patch(
     "/accounts/<account_id>/messages/<message_id>", summary="Edit the text of a sent message", tags=["messages"],
     responses={202: {"description": "The edit is queued (its own message id and status trail)",
-                     "content": {"application/json": {"model": MessageAccepted}}}, **ERRORS},
+                     "content": {"application/json": {"model": MessageAccepted}}},
+               409: {"description": "The message failed or was revoked, or Idempotency-Key was reused"}, **ERRORS},
 )
 def edit_message(
     account_id: AccountId, message_id: MessageId, request: Annotated[EditRequest, Body(embed=False)],
@@ -93,7 +94,8 @@ def edit_message(
     "/accounts/<account_id>/messages/<message_id>", summary="Delete a sent message for everyone",
     tags=["messages"],
     responses={202: {"description": "The revoke is queued (its own message id and status trail)",
-                     "content": {"application/json": {"model": MessageAccepted}}}, **ERRORS},
+                     "content": {"application/json": {"model": MessageAccepted}}},
+               409: {"description": "The message failed or was revoked, or Idempotency-Key was reused"}, **ERRORS},
 )
 def revoke_message(
     account_id: AccountId, message_id: MessageId,
