@@ -264,6 +264,8 @@ class GraphClient:
         if parts.query:
             target += f"?{parts.query}"
         headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json", **headers}
+        if not self.token.isascii() or not self.token.isprintable():
+            raise GraphError(190, None, "the access token has characters an HTTP header cannot carry", 401)
         try:
             connection.request(method, target, body=payload, headers=headers)
             response = connection.getresponse()

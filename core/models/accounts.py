@@ -75,6 +75,8 @@ class WebhookView(BaseModel):
 #: platform's name for it, means the same and is stored as `cloud`).
 CLOUD_PROVIDERS = frozenset({"cloud", "meta"})
 _GRAPH_ID = r"^[0-9]{1,32}$"
+#: What an HTTP Authorization header can carry: printable ASCII without spaces (Meta's tokens are such).
+TOKEN_PATTERN = r"^[!-~]+$"  # noqa: S105 - a pattern, not a secret
 
 
 class CloudCredentials(BaseModel):
@@ -85,7 +87,7 @@ class CloudCredentials(BaseModel):
     phone_number_id: str = Field(pattern=_GRAPH_ID, examples=["106540352242922"],
                                  description="The number's id in Meta's WhatsApp Manager.")
     waba_id: str | None = Field(default=None, pattern=_GRAPH_ID, description="WhatsApp Business Account id.")
-    access_token: str = Field(min_length=16, max_length=2048,
+    access_token: str = Field(min_length=16, max_length=2048, pattern=TOKEN_PATTERN,
                               description="System-user or user access token with whatsapp_business_messaging.")
     app_secret: str | None = Field(default=None, min_length=8, max_length=256,
                                    description="The Meta app's secret: checks `X-Hub-Signature-256` of its webhooks.")
@@ -100,7 +102,7 @@ class CloudCredentialsUpdate(BaseModel):
 
     phone_number_id: str | None = Field(default=None, pattern=_GRAPH_ID)
     waba_id: str | None = Field(default=None, pattern=_GRAPH_ID)
-    access_token: str | None = Field(default=None, min_length=16, max_length=2048)
+    access_token: str | None = Field(default=None, min_length=16, max_length=2048, pattern=TOKEN_PATTERN)
     app_secret: str | None = Field(default=None, min_length=8, max_length=256)
     verify_token: str | None = Field(default=None, min_length=8, max_length=256)
 

@@ -133,7 +133,7 @@ def test_a_legacy_call_is_logged_with_its_key_and_an_error_gets_the_headers(capl
         logger.remove_keys(["legacy_call", "key_id"])  # the Lambda handler clears them per invocation
 
     # Then only the legacy answer carries the headers, and one log line counts it by key
-    assert legacy["statusCode"] == current["statusCode"] == 422
+    assert legacy["statusCode"] == current["statusCode"] == 404
     assert legacy["multiValueHeaders"]["Link"] == [f'</accounts/{"x" * 200}>; rel="successor-version"']
     assert "Deprecation" not in current["multiValueHeaders"]
     calls = [line for line in lines if line.get("message") == "legacy api call"]

@@ -48,7 +48,8 @@ def test_template_parsing_reads_tags_routes_and_mappings() -> None:
     ingress = mappings["IngressQueue"]
     assert ingress.report_failures and ingress.batch_size == 10 and ingress.function == "IngressFunction"
     assert mappings["EventsQueue"].function == mappings["WebhookRetryQueue"].function == "WebhookFunction"
-    assert mappings["CloudOutboxQueue"].function == "CloudSenderFunction" and mappings["CloudOutboxQueue"].report_failures
+    cloud = mappings["CloudOutboxQueue"]
+    assert cloud.function == "CloudSenderFunction" and cloud.report_failures
 
 
 def test_intrinsics_resolve_against_the_stack() -> None:
