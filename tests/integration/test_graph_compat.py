@@ -143,8 +143,8 @@ def test_errors_are_metas_error_objects(tenant_admin: Api, account_id: str) -> N
     text = {"messaging_product": "whatsapp", "to": "15550001111", "type": "text", "text": {"body": "hi"}}
     path = f"/{V}/{account_id}/messages"
 
-    # A version that is not vNN.N (the stage name v1 is none either)
-    for version in ("v21", "v1", "v21.0.1"):
+    # A version that is not vNN.N (`/v1/…` is the stage path, served like API Gateway's: not a Graph version)
+    for version in ("v21", "v21.0.1", "v2"):
         error = meta_error(graph(tenant_admin, "POST", f"/{version}/{account_id}/messages", json=text), 400, 100)
         assert "version" in error["message"]
     # An object that does not exist, or belongs to another tenant
