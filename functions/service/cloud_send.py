@@ -46,15 +46,16 @@ class Result:
 DONE = Result(True)
 
 
-def _since(stamp: str | None) -> float:
-    """Seconds since an ISO-8601 UTC time stamp of ours (0 for one that cannot be read)."""
+def seconds_since(stamp: str | None, now: float | None = None) -> float:
+    """Seconds from an ISO-8601 UTC time stamp of ours to `now` (epoch seconds; default: now); 0 for a stamp that
+    cannot be read."""
     try:
         moment = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
     except ValueError:
         return 0.0
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return max(0.0, (datetime.now(UTC) - moment).total_seconds())
+    return max(0.0, (datetime.now(UTC).timestamp() if now is None else now) - moment.timestamp())
 
 
 def publish_status(svc: Services, item: MessageItem, status: MessageStatus, *,
@@ -88,7 +89,7 @@ def send(svc: Services, account_id: str, message_id: str) -> Result:
     if item is None or item.status not in (MessageStatus.QUEUED.value, MessageStatus.SENDING.value):
         return DONE
     if item.status == MessageStatus.SENDING.value:
-        waited = _since(item.updated_at)
+        waited = seconds_since(item.updated_at)
         if waited < UNCONFIRMED_AFTER_SECONDS:
             return Result(False, UNCONFIRMED_AFTER_SECONDS - waited + 1, "claimed by another attempt")
         return _fail(svc, item, "send_unconfirmed",
@@ -98,7 +99,7 @@ def send(svc: Services, account_id: str, message_id: str) -> Result:
     if account is None or account.deleted_at:
         return _fail(svc, item, "account_deleted", "the account was deleted before sending")
     if account.connection_status != ConnectionStatus.WORKING.value:
-        age = _since(item.created_at)
+        age = seconds_since(item.created_at)
         timeout = svc.settings.not_connected_timeout
         if age >= timeout:
             return _fail(svc, item, "account_not_connected",

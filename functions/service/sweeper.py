@@ -5,14 +5,13 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from core.ids import id_floor
 from core.models.accounts import ConnectionStatus
 from core.models.messages import MessageStatus
 from core.store.tables import AccountItem, MessageItem
 from functions.service import cloud_accounts as cloud
-from functions.service.cloud_send import UNCONFIRMED_AFTER_SECONDS, publish_status
+from functions.service.cloud_send import UNCONFIRMED_AFTER_SECONDS, publish_status, seconds_since
 from functions.service.context import Services
 
 #: A queued Cloud API message is retried (rate limits, Meta's 5xx) for this long, then fails.
@@ -84,7 +83,7 @@ def _sweep_cloud(svc: Services, account: AccountItem, message_ids: list[str], no
         item = svc.messages.find(account.account_id, message_id)
         if item is None:
             continue
-        idle = _age(item.updated_at, now)
+        idle = seconds_since(item.updated_at, now)
         if item.status == MessageStatus.SENDING.value:
             if idle >= UNCONFIRMED_AFTER_SECONDS:
                 failed += _fail(svc, item, "send_unconfirmed", "the Cloud API call was interrupted before Meta "
@@ -94,7 +93,7 @@ def _sweep_cloud(svc: Services, account: AccountItem, message_ids: list[str], no
             failed += _fail(svc, item, "account_not_connected",
                             f"the Cloud API account is {account.connection_status} "
                             f"({account.status_reason or 'no reason'})", frozenset({MessageStatus.QUEUED}))
-        elif _age(item.created_at, now) >= CLOUD_RETRY_WINDOW:
+        elif seconds_since(item.created_at, now) >= CLOUD_RETRY_WINDOW:
             failed += _fail(svc, item, "retries_exhausted",
                             f"the Cloud API did not take it within {CLOUD_RETRY_WINDOW:.0f}s of retries",
                             frozenset({MessageStatus.QUEUED}))
@@ -108,13 +107,3 @@ def _fail(svc: Services, item: MessageItem, code: str, message: str, allowed: fr
         return 0
     publish_status(svc, item, MessageStatus.FAILED, error={"code": code, "message": message})
     return 1
-
-
-def _age(stamp: str | None, now: float) -> float:
-    try:
-        moment = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
-    except ValueError:
-        return 0.0
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return now - moment.timestamp()
