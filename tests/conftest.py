@@ -103,6 +103,16 @@ def new_ticket(api: Api) -> dict[str, Any]:
     return dict(response.json())
 
 
+@pytest.fixture
+def receiver() -> Iterator[Any]:
+    """A webhook receiver on loopback (the test stack allow-lists loopback targets); stopped after the test."""
+    from infra.local.receiver import Receiver
+
+    server = Receiver()
+    yield server
+    server.stop()
+
+
 @pytest.fixture(scope="session")
 def fake_graph(runtime: Any) -> Iterator[Any]:
     """A fake of Meta's Graph API on loopback; the local stack's functions call it (GRAPH_API_BASE_URL)."""

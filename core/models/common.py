@@ -16,6 +16,15 @@ def utcnow() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def epoch_of(stamp: str | None) -> float | None:
+    """Epoch seconds of a time stamp `utcnow` wrote (naive ones read as UTC); None when it cannot be read."""
+    try:
+        moment = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
 class ErrorBody(BaseModel):
     """The one error body of every 4xx and 5xx answer."""
 

@@ -8,25 +8,25 @@ the claim and Meta's answer is failed as `send_unconfirmed` later (it may or may
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from core.cloud import GraphClient, GraphError, outcome, to_graph_body
 from core.errors import DependencyFailure, DomainError
-from core.ids import event_id
 from core.models.accounts import ConnectionStatus
+from core.models.common import epoch_of
 from core.models.envelope import MEDIA_TYPES
 from core.models.events import EventType
 from core.models.media import MAX_BYTES
 from core.models.messages import MessageStatus
 from core.observability import logger
-from core.store import replies
 from core.store.accounts import AccountChange
 from core.store.media import media_key
 from core.store.tables import AccountItem, MessageItem
 from functions.service import cloud_accounts as cloud
 from functions.service.context import Services
+from functions.service.messages import publish_status
 
 #: A message claimed for sending longer ago than this, with no outcome recorded, was lost with its invocation.
 UNCONFIRMED_AFTER_SECONDS = 120.0
@@ -49,27 +49,8 @@ DONE = Result(True)
 def seconds_since(stamp: str | None, now: float | None = None) -> float:
     """Seconds from an ISO-8601 UTC time stamp of ours to `now` (epoch seconds; default: now); 0 for a stamp that
     cannot be read."""
-    try:
-        moment = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
-    except ValueError:
-        return 0.0
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return max(0.0, (datetime.now(UTC).timestamp() if now is None else now) - moment.timestamp())
-
-
-def publish_status(svc: Services, item: MessageItem, status: MessageStatus, *,
-                   error: dict[str, Any] | None = None, extra: dict[str, Any] | None = None) -> None:
-    """`message.status` for an outbound message (same id and shape as a browser host's), to its SQS producer's
-    reply queue too."""
-    data: dict[str, Any] = {"message_id": item.message_id, "status": status.value,
-                            "client_reference": item.client_reference, **(extra or {})}
-    if error:
-        data["error"] = error
-    event = svc.events.publish(EventType.MESSAGE_STATUS, item.account_id, item.tenant_id, data,
-                               event_id=event_id(item.message_id, status.value))
-    if item.reply_to:
-        replies.send_status(item.reply_to, event.model_dump_json())
+    moment = epoch_of(stamp)
+    return 0.0 if moment is None else max(0.0, (time.time() if now is None else now) - moment)
 
 
 def _fail(svc: Services, item: MessageItem, code: str, message: str, *, hint: str | None = None,

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from core.errors import Forbidden
 from core.models.accounts import ConnectionStatus
-from core.models.common import Principal, Role, utcnow
+from core.models.common import Principal, Role, epoch_of, utcnow
 from core.models.health import (
     AccountsHealth,
     DeadLetterHealth,
@@ -167,10 +166,5 @@ def _stuck(item: AccountItem, known: dict[str, HostInfo], alive: dict[str, HostI
 
 def _age(iso: str, now: int) -> int:
     """Milliseconds since `iso` (0 when it cannot be read)."""
-    try:
-        at = datetime.fromisoformat(iso.replace("Z", "+00:00"))
-    except ValueError:
-        return 0
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=UTC)
-    return now - int(at.timestamp() * 1000)
+    at = epoch_of(iso)
+    return 0 if at is None else now - int(at * 1000)

@@ -12,9 +12,10 @@ from pydantic import BaseModel, ValidationError
 
 from core.cloud import cloud_supports
 from core.errors import Conflict, InvalidRequest, NotFound
-from core.ids import new_id
+from core.ids import event_id, new_id
 from core.models.common import Principal, utcnow
 from core.models.envelope import EditRequest, MarkRead, envelope_fields
+from core.models.events import EventType
 from core.models.messages import (
     Direction,
     Message,
@@ -24,6 +25,7 @@ from core.models.messages import (
     MessageStatus,
     MessageStatusChange,
 )
+from core.store import replies
 from core.store.accounts import plain
 from core.store.tables import AccountItem, MessageItem
 from functions.service import cloud_accounts as cloud
@@ -81,6 +83,20 @@ def to_view(item: MessageItem, svc: Services | None = None) -> Message:
 
 def body_hash(envelope: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(envelope, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def publish_status(svc: Services, item: MessageItem, status: MessageStatus, *,
+                   error: dict[str, Any] | None = None, extra: dict[str, Any] | None = None) -> None:
+    """`message.status` for an outbound message (same id and shape as a browser host's), to its SQS producer's
+    reply queue too."""
+    data: dict[str, Any] = {"message_id": item.message_id, "status": status.value,
+                            "client_reference": item.client_reference, **(extra or {})}
+    if error:
+        data["error"] = error
+    event = svc.events.publish(EventType.MESSAGE_STATUS, item.account_id, item.tenant_id, data,
+                               event_id=event_id(item.message_id, status.value))
+    if item.reply_to:
+        replies.send_status(item.reply_to, event.model_dump_json())
 
 
 def find_target(svc: Services, account_id: str, ref: str) -> MessageItem:

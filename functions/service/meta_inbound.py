@@ -24,8 +24,8 @@ from core.store.media import inbound_key
 from core.store.messages import PENDING
 from core.store.tables import AccountItem, MessageItem
 from functions.service import cloud_accounts as cloud
-from functions.service.cloud_send import publish_status
 from functions.service.context import Services
+from functions.service.messages import publish_status
 
 #: Received media's URL in the event (reads of the message presign a fresh one).
 EVENT_URL_SECONDS = 3600
@@ -66,12 +66,12 @@ def verify(svc: Services, account_id: str, params: dict[str, Any]) -> Answer:
 
 def receive(svc: Services, account_id: str, raw: bytes, signature: str | None) -> Answer:
     """`POST`: a signed webhook of Meta's for this account (401 and nothing stored when the signature fails)."""
+    account = _account(svc, account_id)  # first: a made-up id must not cost a budget row (a write) per request
+    if account is None:
+        return error(404, "account_not_found", f"no Cloud API account {account_id}")
     wait = svc.contacts.take_budget(account_id, "meta-webhook", svc.settings.meta_webhook_per_minute)
     if wait:
         return error(429, "rate_limited", "too many webhook requests for this account", retry_after=wait)
-    account = _account(svc, account_id)
-    if account is None:
-        return error(404, "account_not_found", f"no Cloud API account {account_id}")
     app_secret = cloud.secret(account, "app_secret")
     if not app_secret:
         return error(401, "app_secret_not_set", "set cloud.app_secret on the account: unsigned webhooks are refused")

@@ -11,8 +11,9 @@ from core.models.accounts import ConnectionStatus
 from core.models.messages import MessageStatus
 from core.store.tables import AccountItem, MessageItem
 from functions.service import cloud_accounts as cloud
-from functions.service.cloud_send import UNCONFIRMED_AFTER_SECONDS, publish_status, seconds_since
+from functions.service.cloud_send import UNCONFIRMED_AFTER_SECONDS, seconds_since
 from functions.service.context import Services
+from functions.service.messages import publish_status
 
 #: A queued Cloud API message is retried (rate limits, Meta's 5xx) for this long, then fails.
 CLOUD_RETRY_WINDOW = 3600.0

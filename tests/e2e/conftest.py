@@ -40,14 +40,6 @@ def host(runtime: Any, tmp_path: Path) -> Iterator[HostProcess]:
         print(log.read_text()[-6000:])
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    """A webhook receiver on loopback (the test stack allow-lists loopback targets)."""
-    server = Receiver()
-    yield server
-    server.stop()
-
-
 WEBHOOK_SECRET = "e2e-webhook-secret-0123456789"
 
 

@@ -284,6 +284,47 @@ def test_the_sweeper_ends_cloud_messages_that_cannot_go(tenant_admin: Api, fake_
     assert (lost["status"], lost["error"]["code"]) == ("failed", "send_unconfirmed")
 
 
+def test_the_sweeper_requeues_a_lost_cloud_message_and_gives_up_after_the_retry_window(
+        tenant_admin: Api, fake_graph: Any) -> None:
+    import time
+
+    from core.ids import new_id
+    from core.models.common import utcnow
+    from core.store.tables import AccountItem, MessageItem
+    from functions.service.context import services
+    from functions.service.sweeper import CLOUD_RETRY_WINDOW, IDLE_BEFORE_REQUEUE, sweep
+
+    svc = services()
+    account = cloud_account(tenant_admin, fake_graph)
+    account_id, phone_number_id = account["account_id"], account["cloud"]["phone_number_id"]
+    tenant_id = AccountItem.get(account_id).tenant_id
+
+    def stored_queued(body: str, created_at: str) -> str:
+        """A queued row whose cloud outbox message was lost (stored directly, never queued)."""
+        item = MessageItem(account_id, new_id("msg"), tenant_id=tenant_id, direction="outbound", status="queued",
+                           type="text", to="15550001414",
+                           content=json.dumps({"type": "text", "to": "15550001414", "text": {"body": body}}),
+                           status_history=[], created_at=created_at, updated_at=created_at)
+        svc.messages.create(item)
+        return str(item.message_id)
+
+    # Given a queued message of a working cloud account that nothing will send
+    lost = stored_queued("found again", utcnow())
+    time.sleep(1)
+    assert tenant_admin.get(f"/accounts/{account_id}/messages/{lost}").json()["status"] == "queued"
+
+    # When the sweeper sees it idle (but young): it is queued again, and sent
+    sweep(svc, now=time.time() + IDLE_BEFORE_REQUEUE + 60)
+    final(tenant_admin, account_id, lost, "sent")
+    assert [b["text"]["body"] for b in sends_to(fake_graph, phone_number_id)] == ["found again"]
+
+    # And one that waited longer than the retry window fails instead of going out late
+    old = stored_queued("too late", "2026-01-01T00:00:00.000Z")
+    sweep(svc, now=time.time() + CLOUD_RETRY_WINDOW + 60)
+    gave_up = tenant_admin.get(f"/accounts/{account_id}/messages/{old}").json()
+    assert (gave_up["status"], gave_up["error"]["code"]) == ("failed", "retries_exhausted")
+
+
 def test_metas_webhook_route_is_rate_limited_per_account(runtime: Any, tenant_admin: Api, fake_graph: Any) -> None:
     import os
 

@@ -6,10 +6,8 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 import requests
 
 from infra.local import meta_payloads as meta
@@ -21,13 +19,6 @@ from tests.integration.test_cloud_provider import cloud_account, final, send
 
 APP_SECRET = "app-secret-123456"
 DISPLAY = "+1 555-010-0000"
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    yield server
-    server.stop()
 
 
 def hook_url(runtime: Any, account_id: str) -> str:

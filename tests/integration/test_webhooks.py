@@ -44,13 +44,6 @@ def webhook_settings(runtime: Any) -> Iterator[None]:
 
 # --- a loopback receiver (infra/local/receiver.py) ---------------------------------------------------------
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    yield server
-    server.stop()
-
-
 def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -9,7 +9,6 @@ import hmac
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,22 +18,10 @@ from core.models.events import EventType
 from infra.local.harness import wait_until
 from infra.local.receiver import Answer, Receiver, Seen, meta_verification
 from tests.conftest import Api, create_account
+from tests.integration.test_webhooks import deliveries, settled, tenant_of
 
 SECRET = "meta-app-secret-" + "x" * 16
 VERIFY_TOKEN = "my-verify-token"
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    yield server
-    server.stop()
-
-
-def tenant_of(account_id: str) -> str:
-    from core.store.tables import AccountItem
-
-    return str(AccountItem.get(account_id).tenant_id)
 
 
 def publish(runtime: Any, account_id: str, kind: EventType, data: dict[str, Any]) -> dict[str, Any]:
@@ -43,17 +30,6 @@ def publish(runtime: Any, account_id: str, kind: EventType, data: dict[str, Any]
 
     event = EventBus(runtime.env["EVENTS_QUEUE_URL"]).publish(kind, account_id, tenant_of(account_id), data)
     return dict(json.loads(event.model_dump_json()))
-
-
-def deliveries(api: Api, account_id: str, **params: Any) -> list[dict[str, Any]]:
-    response = api.get(f"/accounts/{account_id}/webhook-deliveries", params=params)
-    assert response.status_code == 200, response.text
-    return list(response.json()["items"])
-
-
-def settled(api: Api, account_id: str, count: int = 1, timeout: float = 20) -> list[dict[str, Any]]:
-    return list(wait_until(lambda: (items := deliveries(api, account_id)) and len(items) >= count
-                           and all(d["state"] != "pending" for d in items) and items, timeout, "settled deliveries"))
 
 
 def meta_webhook(api: Api, url: str, **extra: Any) -> dict[str, Any]:
