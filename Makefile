@@ -14,10 +14,11 @@ export SAM_CLI_TELEMETRY := 0
 
 install: $(VENV)/.installed $(CHROMIUM) $(WAJS)
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	# The versions the tests and the browser host image run with (python -m infra.lock writes the lock).
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]'
 	touch $@
 
 $(SAM_VENV)/.installed:
