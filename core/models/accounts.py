@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from core.models.events import EventType
+from core.models.proxies import ProxySettings, ProxyView
 from core.models.validators import (
     PHONE_PATTERN,
     WEBHOOK_URL_PATTERN,
@@ -22,7 +23,7 @@ PHONE_SCHEMA: dict[str, Any] = {"pattern": PHONE_PATTERN}
 #: What AccountCreate's provider check enforces, in its JSON Schema: `cloud` credentials exactly for cloud numbers.
 PROVIDER_NEEDS_CREDENTIALS: dict[str, Any] = {
     "if": {"properties": {"provider": {"enum": ["cloud", "meta"]}}, "required": ["provider"]},
-    "then": {"properties": {"cloud": {"type": "object"}}, "required": ["cloud"]},
+    "then": {"properties": {"cloud": {"type": "object"}, "proxy": {"type": "null"}}, "required": ["cloud"]},
     "else": {"properties": {"cloud": {"type": "null"}}},
 }
 
@@ -149,6 +150,8 @@ class AccountCreate(BaseModel):
         default="web", description="`web`: linked by QR/pairing code on a browser host; `cloud` (or `meta`): "
                                    "Meta's Cloud API, needs `cloud` credentials.")
     cloud: CloudCredentials | None = None
+    proxy: ProxySettings | None = Field(default=None, description="Web accounts: the outbound proxy of the "
+                                        "account's browser (HTTP or SOCKS5).")
     options: AccountOptions | None = None
     metadata: Metadata = Field(default_factory=dict, description="Free-form, up to 8 KB of JSON.")
     webhook: NewWebhookSettings | None = None
@@ -176,6 +179,8 @@ class AccountUpdate(BaseModel):
     metadata: Metadata | None = None
     webhook: WebhookSettings | None = None
     cloud: CloudCredentialsUpdate | None = Field(default=None, description="Cloud accounts only.")
+    proxy: ProxySettings | None = Field(default=None, description="Web accounts only: replaces the proxy (`null` "
+                                        "removes it); used from the account's next start or restart.")
     options: AccountOptions | None = None
     version: int | None = Field(default=None, ge=1, description="Expected version (or send `If-Match`).")
 
@@ -200,6 +205,8 @@ class Account(BaseModel):
     provider: str = Field(default="web", description="`web` or `cloud`; another value is a provider the legacy "
                                                       "platform had that wagate does not drive (migrated, stopped).")
     cloud: CloudView | None = None
+    proxy: ProxyView | None = Field(default=None, description="The proxy its browser uses (credentials never "
+                                                                 "shown); null: direct.")
     options: AccountOptions = Field(default_factory=AccountOptions)
     connection_status: ConnectionStatus
     status_reason: str | None = None

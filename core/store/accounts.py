@@ -48,6 +48,7 @@ class AccountChange:
     qr: dict[str, Any] | Unset | None = UNSET
     cloud: dict[str, Any] | Unset | None = UNSET
     options: dict[str, Any] | Unset | None = UNSET
+    proxy: dict[str, Any] | Unset | None = UNSET
     status: ConnectionStatus | None = None  # with `reason`: a transition recorded in the bounded history
     reason: str | None = None
 
@@ -55,7 +56,7 @@ class AccountChange:
         """Update actions for `item` as currently stored (the history is rebuilt from it)."""
         actions: list[Any] = []
         for name in ("account_name", "phone_number", "metadata", "webhook", "desired_state", "pending_action",
-                     "action_requested_at", "pairing", "qr", "cloud", "options"):
+                     "action_requested_at", "pairing", "qr", "cloud", "options", "proxy"):
             value = getattr(self, name)
             if value is UNSET:
                 continue

@@ -78,6 +78,8 @@ class AccountItem(Model):
     # provider `cloud`: Graph ids, display info and KMS-encrypted secrets (`*_ciphertext`); see functions/service/cloud.
     cloud = MapAttribute[str, Any](null=True)
     options = MapAttribute[str, Any](null=True)
+    # provider `web`: `server` and KMS-encrypted `credentials_ciphertext` (hosts decrypt it); see core/proxies.py.
+    proxy = MapAttribute[str, Any](null=True)
     host_id = UnicodeAttribute(null=True)
     # Fencing: the token of the lease the current (or last) owner holds; only grows. Host writes require it.
     lease_token = NumberAttribute(null=True)

@@ -10,6 +10,7 @@ import segno
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
+from core import proxies
 from core.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from core.ids import new_id
 from core.models.accounts import (
@@ -29,6 +30,7 @@ from core.models.accounts import (
     WebhookView,
 )
 from core.models.common import Principal, Role, utcnow
+from core.models.proxies import ProxySettings
 from core.net import OutboundPolicy, UnresolvedHost, UnsafeUrl, check_url
 from core.store import secrets as secret_store
 from core.store.accounts import LOGOUT, AccountChange, plain
@@ -79,7 +81,7 @@ def to_view(item: AccountItem) -> Account:
     return Account(
         account_id=item.account_id, account_name=item.account_name, phone_number=item.phone_number,
         provider="cloud" if cloud.is_cloud(item) else (item.provider or "web"), cloud=cloud.view(item),
-        options=shown_options,
+        options=shown_options, proxy=proxies.view(plain(item.proxy)) if getattr(item, "proxy", None) else None,
         connection_status=ConnectionStatus(item.connection_status) if item.connection_status in
         ConnectionStatus.__members__ else ConnectionStatus.FAILED,
         status_reason=item.status_reason,
@@ -124,6 +126,19 @@ def webhook_map(webhook: WebhookSettings, current: dict[str, Any] | None) -> dic
     return stored
 
 
+def _proxy_map(svc: Services, proxy: ProxySettings) -> dict[str, Any]:
+    """The proxy to store (credentials encrypted for the hosts); 400 for a server the outbound rules refuse."""
+    try:
+        return proxies.stored_map(proxy, OutboundPolicy.from_settings(svc.settings))
+    except UnsafeUrl as exc:
+        raise InvalidRequest(f"proxy not allowed: {exc}", code="proxy_not_allowed") from None
+
+
+def _no_proxy_for_cloud() -> InvalidRequest:
+    return InvalidRequest("`proxy` is for WhatsApp Web accounts; a Cloud API number connects from AWS",
+                          code="not_a_web_account")
+
+
 def load(svc: Services, principal: Principal, account_id: str) -> AccountItem:
     """The caller's account; outside its tenant or key scope it does not exist."""
     if not principal.can_see(account_id):
@@ -135,6 +150,8 @@ def create_account(svc: Services, principal: Principal, body: AccountCreate) -> 
     require_role(principal, *WRITERS)
     if principal.account_ids:
         raise Forbidden("account-scoped keys cannot create accounts", code="forbidden_scope")
+    if body.proxy is not None and body.cloud is not None:
+        raise _no_proxy_for_cloud()
     now = utcnow()
     status, reason, desired = ConnectionStatus.STOPPED, "created", DesiredState.STOPPED
     phone, stored_cloud = body.phone_number, None
@@ -150,6 +167,7 @@ def create_account(svc: Services, principal: Principal, body: AccountCreate) -> 
         status_reason=None if reason == "created" else reason,
         metadata=body.metadata, webhook=_check_webhook(svc, body.webhook), cloud=stored_cloud,
         options=body.options.model_dump(mode="json") if body.options else None,
+        proxy=_proxy_map(svc, body.proxy) if body.proxy else None,
         status_history=[{"at": now, "from": None, "to": status.value, "reason": reason}],
         created_at=now, updated_at=now,
     )
@@ -196,6 +214,10 @@ def update_account(
         change.webhook = _check_webhook(svc, body.webhook, plain(item.webhook) if item.webhook else None)
     if "options" in given:
         change.options = body.options.model_dump(mode="json") if body.options else None
+    if "proxy" in given:
+        if body.proxy is not None and cloud.is_cloud(item):
+            raise _no_proxy_for_cloud()
+        change.proxy = _proxy_map(svc, body.proxy) if body.proxy else None
     if "cloud" in given and body.cloud is not None:
         if not cloud.is_cloud(item):
             raise InvalidRequest("`cloud` credentials are only for provider cloud accounts", code="not_a_cloud_account")
