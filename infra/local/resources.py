@@ -280,6 +280,11 @@ NOT_EMULATED = frozenset({
     "AWS::EC2::SecurityGroup", "AWS::EC2::SecurityGroupIngress", "AWS::EC2::SecurityGroupEgress",
     "AWS::Logs::LogGroup",
 })
+# What only matters on AWS: the dashboard, the bucket's TLS-only policy (the emulator serves plain http on
+# loopback), API Gateway's account-wide logging role.
+NOT_NEEDED_LOCALLY = frozenset({
+    "AWS::CloudWatch::Dashboard", "AWS::S3::BucketPolicy", "AWS::ApiGateway::Account",
+})
 _CREATORS = {
     "AWS::DynamoDB::Table": _dynamodb_table,
     "AWS::SQS::Queue": _sqs_queue,
@@ -343,7 +348,7 @@ def create_resources(
                  if "Condition" not in res or stack.conditions[res["Condition"]]}
     for lid in _order(resources):
         kind = resources[lid]["Type"]
-        if kind in NOT_EMULATED:
+        if kind in NOT_EMULATED or kind in NOT_NEEDED_LOCALLY:
             stack.refs[lid] = lid
             continue
         if kind in _IN_PROCESS:
