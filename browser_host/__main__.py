@@ -12,8 +12,8 @@ from browser_host.config import HostConfig
 from browser_host.host import BrowserHost
 
 
-async def _main() -> None:
-    host = BrowserHost(HostConfig.from_env())
+async def _main(config: HostConfig) -> None:
+    host = BrowserHost(config)
     loop = asyncio.get_running_loop()
     # Every AWS call runs in a worker thread; the default pool (CPUs + 4) would queue lease renewals behind
     # slow reads when many accounts are busy, and a renewal that waits too long loses the lease.
@@ -24,10 +24,15 @@ async def _main() -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+    config = HostConfig.from_env()
+    level = logging.getLevelName(config.log_level)
+    logging.basicConfig(level=level, stream=sys.stderr,
                         format="%(asctime)s [browser_host] %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("botocore").setLevel(logging.WARNING)
-    asyncio.run(_main())
+    # botocore's and PynamoDB's DEBUG lines carry request bodies (message texts, phone numbers), the others'
+    # are noise: these stay at WARNING whatever the stack's level.
+    for library in ("botocore", "boto3", "pynamodb", "s3transfer", "urllib3"):
+        logging.getLogger(library).setLevel(max(logging.WARNING, level))
+    asyncio.run(_main(config))
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import socket
+from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from browser_host.chromium import chromium_path
 from core.config import Settings
@@ -44,6 +45,13 @@ class HostConfig(BaseModel):
     snapshot_interval: float = Field(default=300.0, gt=0)
     health_host: str = "127.0.0.1"
     health_port: int = Field(default=8080, ge=0)
+    # /health stays on health_host (loopback: the container's health check); when metrics_host is set, /metrics
+    # alone is served on metrics_host:metrics_port too (the image: 0.0.0.0:9464, for a scraper in the task's
+    # network). It holds counts by status and counters, never an account id, phone number or host id.
+    metrics_host: str | None = None
+    metrics_port: int = Field(default=9464, ge=0)
+    # The stack's LogLevel parameter, which the template gives the functions and the host task alike.
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     settings: Settings = Field(default_factory=Settings)
 
     @classmethod
@@ -62,8 +70,19 @@ class HostConfig(BaseModel):
             "lease_ttl": "HOST_LEASE_TTL", "rebalance": "HOST_REBALANCE",
             "not_connected_timeout": "HOST_NOT_CONNECTED_TIMEOUT", "send_timeout": "HOST_SEND_TIMEOUT",
             "snapshot_interval": "HOST_SNAPSHOT_INTERVAL", "health_host": "HOST_HEALTH_HOST",
-            "health_port": "HOST_HEALTH_PORT",
+            "health_port": "HOST_HEALTH_PORT", "metrics_host": "HOST_METRICS_BIND", "metrics_port": "HOST_METRICS_PORT",
+            "log_level": "POWERTOOLS_LOG_LEVEL",
         }
         values: dict[str, object] = {k: environ[v] for k, v in names.items() if environ.get(v)}
         values["settings"] = Settings.from_env(environ)
         return cls.model_validate(values)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @property
+    def metrics_bind(self) -> tuple[str, int] | None:
+        """Where /metrics is served on its own, or None (then only beside /health)."""
+        return None if self.metrics_host is None else (self.metrics_host, self.metrics_port)

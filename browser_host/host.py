@@ -65,7 +65,8 @@ class BrowserHost:
         self._poke = asyncio.Event()
         self._nudged: set[str] = set()
         self._claims: set[asyncio.Task[None]] = set()
-        self._health = HealthServer(config.health_host, config.health_port, self.health, self.prometheus)
+        self._health = HealthServer(config.health_host, config.health_port, self.health, self.prometheus,
+                                    metrics_bind=config.metrics_bind)
         self._browser_restarts = 0
         self._live_hosts = 1
 
