@@ -28,7 +28,9 @@ from core.ids import event_id, id_floor
 from core.models.accounts import ConnectionStatus as S
 from core.models.events import EventType
 from core.models.messages import MessageStatus
-from core.store.accounts import STOPPED, AccountChange
+from core.net import OutboundPolicy
+from core.proxies import ProxyRefused, for_browser
+from core.store.accounts import STOPPED, AccountChange, plain
 from core.store.leases import Lease
 from core.store.tables import AccountItem
 
@@ -69,6 +71,8 @@ class AccountRunner:
         self.account_id = account.account_id
         self.tenant_id = account.tenant_id
         self.phone_number = account.phone_number
+        # Read once: a changed proxy takes effect when the account next starts (a restart makes a new runner).
+        self.proxy_setting = plain(account.proxy) if getattr(account, "proxy", None) else None
         self.browser = browser
         self.context: BrowserContext | None = None
         self.page: WhatsAppPage | None = None
@@ -140,18 +144,28 @@ class AccountRunner:
         self._tasks.append(asyncio.create_task(self._renew_loop(), name=f"lease-{self.account_id}"))
         self._set_status(S.STARTING, reason)
         self.store.audit("host.start", self.tenant_id, self.account_id, reason=reason)
-        await self._open_context()
-        await self._open_page()
-        self._tasks.append(asyncio.create_task(self._heartbeat_loop(), name=f"heartbeat-{self.account_id}"))
+        try:
+            await self._open_context()
+        except ProxyRefused as exc:  # never open it without its proxy: FAILED with why, until started again
+            self._give_up(str(exc))
+        else:
+            await self._open_page()
+            self._tasks.append(asyncio.create_task(self._heartbeat_loop(), name=f"heartbeat-{self.account_id}"))
         self._tasks.append(asyncio.create_task(self.outbox.run(), name=f"outbox-{self.account_id}"))
 
     async def _open_context(self) -> None:
+        # The proxy's server is checked against the outbound rules again (DNS) and its credentials decrypted
+        # (KMS) right before use; ProxyRefused when it may not be used. Playwright sends loopback through a
+        # context's proxy too (it adds `<-loopback>` to the bypass list); contexts without one are unchanged.
+        proxy = await asyncio.to_thread(for_browser, self.proxy_setting, OutboundPolicy.from_settings(
+            self.cfg.settings)) if self.proxy_setting is not None else None
+        options: dict[str, Any] = {"proxy": proxy} if proxy else {}
         api = self.parts.snapshot_api
         if api is not None:
             state = await self.store.load_snapshot(self.account_id)
-            self.context = await api.new_context_from_state(self.browser, state)
+            self.context = await api.new_context_from_state(self.browser, state, **options)
         else:
-            self.context = await self.browser.new_context()
+            self.context = await self.browser.new_context(**options)
         if self.cfg.wajs_path:
             # WhatsApp's CSP blocks script tags: wa-js must come in as an init script, before the app.
             await self.context.add_init_script(path=Path(self.cfg.wajs_path))
@@ -163,7 +177,14 @@ class AccountRunner:
         raw = await self.context.new_page()
         raw.on("crash", lambda _: self._schedule_recover("renderer crashed"))
         self.page = WhatsAppPage(raw, self.cfg.send_timeout)
-        state = await self.page.open(self.cfg.wa_url, self.cfg.page_ready_timeout)
+        try:
+            state = await self.page.open(self.cfg.wa_url, self.cfg.page_ready_timeout)
+        except PlaywrightError as exc:
+            if self.proxy_setting is None or "net::ERR_" not in str(exc):
+                raise
+            # Say where it failed: a refused proxy login reads as a bare HTTP error otherwise.
+            raise PlaywrightError(f"proxy_error: through proxy {self.proxy_setting.get('server')}: "
+                                  f"{str(exc).splitlines()[0][:200]}") from exc
         if state["authenticated"] and state["mainReady"]:
             await self._on_working(state.get("me"))
         elif state.get("code"):
@@ -375,6 +396,12 @@ class AccountRunner:
             if self.status is S.WORKING and time.monotonic() - self.last_snapshot > self.cfg.snapshot_interval:
                 await self.save_snapshot()
 
+    def _give_up(self, reason: str) -> None:
+        """FAILED with `reason`; only a new start (or restart) tries again."""
+        log.warning("account %s: %s", self.account_id, reason)
+        self._set_status(S.FAILED, reason)
+        self.failed = True
+
     def _schedule_recover(self, reason: str) -> None:
         if not self._closing:
             self._tasks.append(asyncio.get_running_loop().create_task(self.recover(reason)))
@@ -400,6 +427,9 @@ class AccountRunner:
                         await self._open_context()
                     self._set_status(S.STARTING, f"recovering: {reason}")
                     await self._open_page()
+                    return
+                except ProxyRefused as exc:
+                    self._give_up(str(exc))
                     return
                 except (PlaywrightError, TimeoutError) as exc:
                     reason = f"recovery failed: {str(exc).splitlines()[0][:200]}"
