@@ -77,6 +77,8 @@ class Settings(BaseModel):
     contact_cache_hours: int = Field(default=24, ge=1)
     # A queued message of an account that no host drives fails after this long (account_not_connected).
     not_connected_timeout: float = Field(default=120.0, gt=0)
+    # An account FAILED (and still meant to run) for this long stops retrying: the sweeper sets it stopped.
+    failed_give_up_hours: float = Field(default=24.0, gt=0)
     # How long a caller waits on DynamoDB/SQS before answering 503: below API Gateway's 29 s.
     # (connect + read) x attempts = 24 s < 29 s. DynamoDB and SQS answer in milliseconds when healthy.
     aws_connect_timeout: float = Field(default=2.0, gt=0)

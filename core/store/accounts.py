@@ -154,8 +154,17 @@ class AccountRepository:
         return self.update(item, decide(item).actions(item))
 
     def remove(self, account_id: str) -> None:
-        """Delete an account item outright (a Cloud API account: no device to log out, no snapshot)."""
-        AccountItem(account_id).delete(add_version_condition=False)
+        """Hide a Cloud API account at once (no device to log out): a tombstone no host opens, which the sweeper
+        removes with the account's leftovers (received media, contacts rows) on its next run."""
+        try:
+            AccountItem(account_id).update(
+                actions=[AccountItem.deleted_at.set(utcnow()), AccountItem.desired_state.set(DELETED),
+                         AccountItem.updated_at.set(utcnow())],
+                condition=AccountItem.account_id.exists() & AccountItem.deleted_at.does_not_exist(),
+                add_version_condition=False)
+        except UpdateError as exc:
+            if not is_conditional(exc):
+                raise
 
     def mark_deleted(self, item: AccountItem) -> None:
         """Hide the account from every read and ask a host to log its device out and purge it.
@@ -265,6 +274,72 @@ class AccountRepository:
             if is_conditional(exc):
                 raise LeaseLost(account_id) from exc
             raise
+
+    # --- what the sweeper's cleanup does (functions/service/cleanup.py); every write conditional on what it read
+
+    def failing(self, limit: int) -> list[AccountItem]:
+        """Up to `limit` accounts FAILED while their desired state is still running (hosts keep reopening them)."""
+        return list(AccountItem.desired_state_index.query(
+            RUNNING, filter_condition=AccountItem.connection_status == ConnectionStatus.FAILED.value, limit=limit))
+
+    def give_up(self, item: AccountItem, reason: str) -> bool:
+        """Stop retrying a FAILED account: desired state stopped, `reason` as its status reason and in its history.
+        False when anything changed since `item` was read (a start, a host's write: theirs wins)."""
+        failed = ConnectionStatus.FAILED.value
+        history = [*(item.status_history or []), {"at": utcnow(), "from": failed, "to": failed, "reason": reason}]
+        try:
+            item.update(actions=[AccountItem.desired_state.set(STOPPED), AccountItem.status_reason.set(reason),
+                                 AccountItem.status_history.set(history[-STATUS_HISTORY_LIMIT:]),
+                                 AccountItem.updated_at.set(utcnow())],
+                        condition=(AccountItem.connection_status == failed) & (AccountItem.desired_state == RUNNING)
+                        & AccountItem.deleted_at.does_not_exist())  # and the version read (PynamoDB adds it)
+        except UpdateError as exc:
+            if is_conditional(exc):
+                return False
+            raise
+        return True
+
+    def tombstones(self, limit: int) -> list[AccountItem]:
+        """Up to `limit` deleted accounts whose item is still there (web: no host purged it yet; cloud: all)."""
+        return list(AccountItem.desired_state_index.query(DELETED, limit=limit))
+
+    def remove_tombstone(self, item: AccountItem) -> bool:
+        """Remove a deleted account's item unless it changed since `item` was read (a host attached to purge it)."""
+        condition = AccountItem.deleted_at == item.deleted_at
+        condition &= (AccountItem.lease_token.does_not_exist() if item.lease_token is None
+                      else AccountItem.lease_token == item.lease_token)
+        try:
+            item.delete(condition=condition)  # and the version read
+        except DeleteError as exc:
+            if is_conditional(exc):
+                return False
+            raise
+        return True
+
+    def existing(self, account_ids: list[str]) -> dict[str, AccountItem]:
+        """The items (tombstones included) of those of `account_ids` that exist."""
+        found: dict[str, AccountItem] = {}
+        for start in range(0, len(account_ids), 100):
+            for item in AccountItem.batch_get(account_ids[start:start + 100]):
+                found[item.account_id] = item
+        return found
+
+    def let_go(self, item: AccountItem, host_id: str, token: int, status: ConnectionStatus | None,
+               reason: str | None) -> bool:
+        """A dead host's stale hold on the account: no host (nor inbox) on the item, and `status` (with `reason`)
+        if given; only while that host and token are still the ones recorded (a new owner's attach wins)."""
+        actions: list[Any] = [AccountItem.host_id.remove(), AccountItem.host_inbox.remove(),
+                              AccountItem.updated_at.set(utcnow())]
+        if status is not None and item.connection_status != status.value:
+            actions += status_actions(item, status, reason)
+        try:
+            item.update(actions=actions, condition=(AccountItem.host_id == host_id)
+                        & (AccountItem.lease_token == token), add_version_condition=False)
+        except UpdateError as exc:
+            if is_conditional(exc):
+                return False
+            raise
+        return True
 
 
 RUNNING, STOPPED, LOGOUT, DELETED = "running", "stopped", "logout", "deleted"

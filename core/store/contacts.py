@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
-from pynamodb.exceptions import DoesNotExist, UpdateError
+from pynamodb.exceptions import DeleteError, DoesNotExist, UpdateError
 from pynamodb.expressions.condition import Condition
 
 from core.models.choices import REPLY_WINDOW, ChoiceMenu
@@ -96,3 +96,23 @@ class ContactRepository:
         """What the numbers of the last numbered-text interactive message to a chat mean, if any."""
         item = self.get(account_id, CHOICES_PREFIX + chat)
         return ChoiceMenu.parse(item.choices) if item is not None else None
+
+    def forget_account(self, account_id: str, limit: int) -> tuple[int, bool]:
+        """Remove up to `limit` rows of a deleted account (checks, LIDs, budgets, choices): (how many, whether more
+        remain). Each delete is conditional on the row's expiry as read, so a write in between keeps its row."""
+        removed, more = 0, False
+        for item in ContactItem.query(account_id, consistent_read=True, limit=limit + 1):
+            if removed >= limit:
+                more = True
+                break
+            expiry = (ContactItem.expires_at.does_not_exist() if item.expires_at is None
+                      else ContactItem.expires_at == item.expires_at)
+            try:
+                item.delete(condition=ContactItem.contact.exists() & expiry)
+            except DeleteError as exc:
+                if not is_conditional(exc):
+                    raise
+                more = True  # changed meanwhile: looked at again next time
+                continue
+            removed += 1
+        return removed, more

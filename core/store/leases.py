@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
+from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, UpdateError
 from pynamodb.expressions.update import Action
 
 from core.store.conditions import is_conditional
@@ -34,6 +34,16 @@ class Lease:
     token: int
     expires_at: int
     pending_from: str | None = None
+
+
+@dataclass(frozen=True)
+class LeaseRow:
+    """An account's lease row as stored (the sweeper's view: held or not)."""
+
+    account_id: str
+    owner: str | None
+    token: int
+    expires_at: int
 
 
 @dataclass(frozen=True)
@@ -100,15 +110,51 @@ class LeaseRepository:
             raise
         return True
 
-    def holder(self, account_id: str) -> Lease | None:
-        """The live lease of an account, or None when nobody holds it."""
+    def holder(self, account_id: str, at_ms: int | None = None) -> Lease | None:
+        """The live lease of an account (at `at_ms`, default now), or None when nobody holds it."""
         try:
             item = LeaseItem.get(self._key(account_id), consistent_read=True)
         except DoesNotExist:
             return None
-        if not item.owner or int(item.expires_at) <= now_ms():
+        if not item.owner or int(item.expires_at) <= (now_ms() if at_ms is None else at_ms):
             return None
         return Lease(account_id, item.owner, int(item.token), int(item.expires_at))
+
+    # --- stale leases (the sweeper's cleanup): every write conditional on the exact row it read ------------
+
+    def scan(self, segment: int = 0, segments: int = 1) -> list[LeaseRow]:
+        """Every account lease row of one segment of the table (a parallel scan's share; the `hosts` item aside)."""
+        rows = []
+        for item in LeaseItem.scan(segment=segment, total_segments=segments, page_size=1000):
+            if item.lease_id.startswith("account#"):
+                rows.append(LeaseRow(item.lease_id.removeprefix("account#"), item.owner, int(item.token or 0),
+                                     int(item.expires_at or 0)))
+        return rows
+
+    def forget_holder(self, row: LeaseRow, at_ms: int) -> bool:
+        """Clear the owner of a lease that had expired at `at_ms`, if the row is still exactly as read. The row
+        itself stays: its token must keep growing, since the account item records the last one and refuses an
+        owner whose token is not greater."""
+        try:
+            LeaseItem(self._key(row.account_id)).update(
+                actions=[LeaseItem.owner.remove()], condition=_exactly(row) & (LeaseItem.expires_at < at_ms))
+        except UpdateError as exc:
+            if is_conditional(exc):
+                return False
+            raise
+        return True
+
+    def remove(self, row: LeaseRow, at_ms: int) -> bool:
+        """Delete the lease row of an account that no longer exists, if it is still exactly as read and expired
+        at `at_ms`: a claim in between (a new token or expiry) wins."""
+        try:
+            LeaseItem(self._key(row.account_id)).delete(
+                condition=_exactly(row) & (LeaseItem.expires_at < at_ms))
+        except DeleteError as exc:
+            if is_conditional(exc):
+                return False
+            raise
+        return True
 
     # --- hosts ------------------------------------------------------------------------------------------
     # One item, `hosts`, maps each host id to its registration: reading the fleet is one GetItem, and each
@@ -157,6 +203,13 @@ class LeaseRepository:
 
 
 HOSTS_ITEM = "hosts"
+
+
+def _exactly(row: LeaseRow) -> Any:
+    """The row is still the one read: same token, same expiry, same owner (or none)."""
+    owner = LeaseItem.owner.does_not_exist() if row.owner is None else LeaseItem.owner == row.owner
+    return LeaseItem.lease_id.exists() & (LeaseItem.token == row.token) & (LeaseItem.expires_at == row.expires_at) \
+        & owner
 
 
 def plain_map(value: Any) -> dict[str, dict[str, Any]]:

@@ -2,7 +2,8 @@
 
 Keys: `media/{tenant_id}/{media_id}` (uploads through a presigned PUT, inline data moved out of messages) and
 `inbound/{account_id}/{message_id}` (media received by an account). Snapshots share the bucket under
-`snapshots/`; nothing here reads or writes there.
+`snapshots/{account_id}.bin` (the browser host writes them); here only the sweeper's cleanup removes a deleted
+account's (`snapshot_key`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from core.models.media import MEDIA_ID_PATTERN
 
 MEDIA_PREFIX = "media/"
 INBOUND_PREFIX = "inbound/"
+SNAPSHOT_PREFIX = "snapshots/"  # browser_host/crypto.py's SnapshotStore default
 UPLOAD_URL_TTL = 900  # seconds a presigned upload URL works
 _SEGMENT = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 _MEDIA_ID = re.compile(MEDIA_ID_PATTERN)
@@ -50,6 +52,16 @@ def media_key(tenant_id: str, media_id: str) -> str:
 
 def inbound_key(account_id: str, message_id: str) -> str:
     return f"{INBOUND_PREFIX}{_segment(account_id, 'account id')}/{_segment(message_id, 'message id')}"
+
+
+def inbound_prefix(account_id: str) -> str:
+    """Where everything an account received is kept (`inbound/{account_id}/`)."""
+    return f"{INBOUND_PREFIX}{_segment(account_id, 'account id')}/"
+
+
+def snapshot_key(account_id: str) -> str:
+    """The account's encrypted session snapshot (`snapshots/{account_id}.bin`)."""
+    return f"{SNAPSHOT_PREFIX}{_segment(account_id, 'account id')}.bin"
 
 
 def content_media_id(tenant_id: str, data: bytes) -> tuple[str, str]:
@@ -227,6 +239,19 @@ class MediaStore:
             self.s3.delete_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
             raise _fail(exc) from exc
+
+    def delete_prefix(self, prefix: str, limit: int = 1000) -> tuple[int, bool]:
+        """Remove up to `limit` objects under `prefix`: (how many, whether more remain)."""
+        try:
+            listed = self.s3.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=min(limit, 1000))
+            keys = [{"Key": str(o["Key"])} for o in listed.get("Contents") or []]
+            if keys:
+                answer = self.s3.delete_objects(Bucket=self.bucket, Delete={"Objects": keys, "Quiet": True})
+                if answer.get("Errors"):
+                    raise DependencyFailure(f"{len(answer['Errors'])} object(s) under {prefix} were not deleted")
+        except ClientError as exc:
+            raise _fail(exc) from exc
+        return len(keys), bool(listed.get("IsTruncated"))
 
     def presign_get(self, key: str, ttl_seconds: int) -> str:
         """A URL that reads the object for `ttl_seconds` (no AWS call: signed locally)."""

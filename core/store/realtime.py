@@ -16,7 +16,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
-from pynamodb.exceptions import DeleteError, DoesNotExist
+from pynamodb.exceptions import DeleteError, DoesNotExist, UpdateError
 
 from core.models.common import Principal, Role
 from core.models.events import Event
@@ -107,6 +107,29 @@ class RealtimeRepository:
                 account_ids=None if item.account_ids is None else tuple(item.account_ids),
                 events=None if item.events is None else tuple(item.events)))
         return found
+
+    def forget_accounts(self, account_ids: list[str]) -> int:
+        """Take deleted accounts out of the live subscriptions naming them (a scan: connections are few and their
+        items expire); each update is conditional on the list as read. Returns how many subscriptions changed."""
+        if not account_ids:
+            return 0
+        gone = set(account_ids)
+        naming: Any = None
+        for account_id in account_ids:
+            part = RealtimeItem.account_ids.contains(account_id)
+            naming = part if naming is None else naming | part
+        changed = 0
+        for item in RealtimeItem.scan(RealtimeItem.pk.startswith("tenant#") & naming):
+            before = list(item.account_ids or [])
+            try:
+                item.update(actions=[RealtimeItem.account_ids.set([a for a in before if a not in gone])],
+                            condition=RealtimeItem.account_ids == before)
+            except UpdateError as exc:
+                if not is_conditional(exc):
+                    raise
+                continue  # resubscribed meanwhile: the next run looks again
+            changed += 1
+        return changed
 
     def disconnect(self, connection_id: str, tenant_id: str | None = None) -> None:
         """Forget a connection and its subscription (at $disconnect, or when the fan-out found it gone)."""

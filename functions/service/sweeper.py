@@ -1,4 +1,5 @@
-"""The sweeper's rules: which pending messages can no longer be delivered, and why."""
+"""The sweeper's rules: which pending messages can no longer be delivered, and why; then the cleanup
+(functions/service/cleanup.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from dataclasses import dataclass
 from core.ids import id_floor
 from core.models.accounts import ConnectionStatus
 from core.models.messages import MessageStatus
+from core.observability import logger
 from core.store.tables import AccountItem, MessageItem
 from functions.service import cloud_accounts as cloud
+from functions.service.cleanup import CleanupResult, cleanup
 from functions.service.cloud_send import UNCONFIRMED_AFTER_SECONDS, seconds_since
 from functions.service.context import Services
 from functions.service.messages import publish_status
@@ -25,6 +28,17 @@ IDLE_BEFORE_REQUEUE = 300.0
 class SweepResult:
     checked: int
     failed: int
+
+
+def run(svc: Services, now: float | None = None) -> tuple[SweepResult, CleanupResult | None]:
+    """One scheduled run: the sweep, then the cleanup (None when it failed: logged, and tried again next run;
+    it never holds up the sweep)."""
+    swept = sweep(svc, now)
+    try:
+        return swept, cleanup(svc, now)
+    except Exception:  # noqa: BLE001 - AWS trouble or a bug in one rule: the next run starts over
+        logger.exception("cleanup failed")
+        return swept, None
 
 
 def sweep(svc: Services, now: float | None = None) -> SweepResult:
