@@ -34,6 +34,7 @@ class Prices:
     kms_request: float = 0.03 / 10_000
     kms_key_month: float = 1.00
     logs_ingest_gb: float = 0.50
+    xray_trace: float = 5.00 / 1e6  # Tracing: Active; the default sampling keeps ~every request at low rates
     alarm_month: float = 0.10
     dashboard_month: float = 3.00
     custom_metric_month: float = 0.30
@@ -168,7 +169,7 @@ def usage_cost(usage: PerMessage, p: Prices) -> float:
             + sum(i.gb_seconds() for i in usage.invocations) * p.lambda_gb_second
             + usage.write_units * p.dynamodb_write_unit + usage.read_units * p.dynamodb_read_unit
             + usage.sqs_requests * p.sqs_request + usage.sns_publishes * p.sns_publish + usage.s3_puts * p.s3_put
-            + usage.log_kb / 1024 / 1024 * p.logs_ingest_gb)
+            + usage.log_kb / 1024 / 1024 * p.logs_ingest_gb + len(usage.invocations) * p.xray_trace)
 
 
 def monthly(s: Scenario) -> dict[str, float]:

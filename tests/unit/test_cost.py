@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
@@ -32,7 +33,7 @@ def test_one_message_costs_its_units_at_list_price() -> None:
     usage = PerMessage(apigw_requests=1, invocations=(Lambda(1024, 1000), Lambda(1024, 1000)), write_units=4,
                        read_units=8, sqs_requests=10, sns_publishes=1, s3_puts=0, log_kb=1024)
     expected = (3.5e-6 + 2 * 0.2e-6 + 2 * 0.0000166667 + 4 * 0.625e-6 + 8 * 0.125e-6 + 10 * 0.4e-6 + 0.5e-6
-                + 0.50 / 1024)
+                + 0.50 / 1024 + 2 * 5e-6)
     assert cost.usage_cost(usage, Prices()) == pytest.approx(expected)
 
 
@@ -59,3 +60,10 @@ def test_meta_charges_only_templates_outside_the_window() -> None:
 def test_the_tables_have_a_row_per_size() -> None:
     assert len(cost.table((10, 100)).splitlines()) == 4
     assert "India" in cost.meta_table((10,)).splitlines()[0]
+
+
+def test_docs_show_the_current_tables() -> None:
+    # docs/deploy.md pastes `python -m infra.cost`'s tables: a changed input must be re-pasted
+    deploy = (Path(__file__).resolve().parents[2] / "docs" / "deploy.md").read_text()
+    assert cost.table() in deploy
+    assert cost.meta_table() in deploy
