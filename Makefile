@@ -4,13 +4,17 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 SAM_VENV := .venv-sam
+# LocalStack without Docker (host mode) runs on Python 3.13 with these pins (infra/local/localstack.py).
+LOCALSTACK_VENV := .venv-localstack
+PYTHON313 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13) $(shell command -v python3.13))
+LOCALSTACK_PINS := 'localstack-core[runtime]==2026.3.0' 'cbor2<6' 'pyopenssl<26' 'cryptography<47' 'service_identity<26'
 CHROMIUM ?= /usr/bin/chromium
 WAJS := infra/wa-js/node_modules/@wppconnect/wa-js/dist/wppconnect-wa.js
 SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: install run test test-unit test-integration test-e2e lint bench clean
+.PHONY: install run test test-unit test-integration test-e2e test-localstack lint bench clean
 
 install: $(VENV)/.installed $(CHROMIUM) $(WAJS)
 
@@ -28,6 +32,13 @@ $(SAM_VENV)/.installed:
 	$(SAM_VENV)/bin/pip install --quiet 'aws-sam-cli>=1.140,<2'
 	touch $@
 
+$(LOCALSTACK_VENV)/.installed:
+	@test -n "$(PYTHON313)" || { echo "LocalStack needs Python 3.13: install it (pyenv install 3.13) or set PYTHON313"; exit 1; }
+	$(PYTHON313) -m venv $(LOCALSTACK_VENV)
+	$(LOCALSTACK_VENV)/bin/pip install --quiet --upgrade pip
+	$(LOCALSTACK_VENV)/bin/pip install --quiet $(LOCALSTACK_PINS)
+	touch $@
+
 $(CHROMIUM):
 	# Playwright cannot download its browsers here: Debian's Chromium, driven with executable_path.
 	$(SUDO) apt-get update -qq
@@ -40,7 +51,7 @@ $(WAJS): infra/wa-js/package.json infra/wa-js/package-lock.json
 run: install ## the gateway on this machine: emulator, API on :3000, simulator, browser host
 	$(BIN)/python -m infra.local
 
-test: install $(SAM_VENV)/.installed ## every test: unit, integration, end-to-end
+test: install $(SAM_VENV)/.installed $(LOCALSTACK_VENV)/.installed ## every test: unit, integration, end-to-end
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 test-unit: $(VENV)/.installed
@@ -52,6 +63,9 @@ test-integration: install
 test-e2e: install
 	$(BIN)/python -m pytest -q -m e2e
 
+test-localstack: install $(LOCALSTACK_VENV)/.installed ## integration tests against LocalStack (SQS, S3, KMS, SNS; DynamoDB on moto)
+	$(BIN)/python -m infra.local.localstack
+
 lint: $(VENV)/.installed $(SAM_VENV)/.installed
 	$(BIN)/ruff check core functions browser_host infra tests bench
 	$(BIN)/mypy core functions browser_host
@@ -61,7 +75,7 @@ bench: install ## benchmarks: prints numbers and writes docs/benchmarks.md
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) infra/wa-js/node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SAM_VENV) $(LOCALSTACK_VENV) infra/wa-js/node_modules .pytest_cache .mypy_cache .ruff_cache
 
 # --- sam build (BuildMethod: makefile): `sam build --build-in-source` calls these -----------------------
 # Lambda wheels for the function runtime (python3.12, x86_64), whatever Python runs the build.

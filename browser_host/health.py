@@ -15,6 +15,20 @@ HealthReader = Callable[[], tuple[bool, dict[str, Any]]]
 MetricsReader = Callable[[], tuple[dict[str, int], dict[str, float]]]
 
 
+def readiness(browser_connected: bool, registered_at: float | None, lease_ttl: float, now: float) -> list[str]:
+    """What the host still waits for before it can serve its accounts (empty: ready).
+
+    `registered_at`: monotonic time of its last heartbeat the leases table accepted; older than a lease TTL
+    means the other hosts may already count it as gone (its stores are unreachable, or it never registered).
+    """
+    waiting = []
+    if not browser_connected:
+        waiting.append("browser")
+    if registered_at is None or now - registered_at > lease_ttl:
+        waiting.append("heartbeat")
+    return waiting
+
+
 class HealthServer:
     """Serves what its two readers return; it knows nothing else about the host."""
 

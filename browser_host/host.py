@@ -9,6 +9,7 @@ import math
 import os
 import shutil
 import tempfile
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from playwright.async_api import Error as PlaywrightError
 
 from browser_host.chromium import launch_args
 from browser_host.config import HostConfig
-from browser_host.health import HealthServer
+from browser_host.health import HealthServer, readiness
 from browser_host.runner import AccountRunner, HostParts, iso_in
 from browser_host.state import Backoff
 from browser_host.store import HostStore, s3_and_kms
@@ -69,6 +70,7 @@ class BrowserHost:
                                     metrics_bind=config.metrics_bind)
         self._browser_restarts = 0
         self._live_hosts = 1
+        self._registered_at: float | None = None  # monotonic time of the last heartbeat the store accepted
 
     # --- browser --------------------------------------------------------------------------------------------
 
@@ -108,6 +110,7 @@ class BrowserHost:
         """Drive the accounts this host holds; claim free ones up to its share; clean up after dead hosts."""
         store, ttl = self.store, self.config.lease_ttl
         await store.register(os.getpid(), self.config.max_accounts, len(self.runners), ttl)
+        self._registered_at = time.monotonic()
         hosts = await store.hosts()
         now = now_ms()
         live = {h.host_id for h in hosts if h.alive(now)} | {self.config.host_id}
@@ -352,10 +355,14 @@ class BrowserHost:
     # --- health ---------------------------------------------------------------------------------------------
 
     def health(self) -> tuple[bool, dict[str, Any]]:
+        """Ready (200) once its browser runs and its heartbeat is current: it reached its stores and holds its
+        registration, so the accounts it claims are served."""
         browser = self.browser
-        healthy = browser is not None and browser.is_connected()
-        return healthy, {
-            "status": "ok" if healthy else "degraded", "host_id": self.config.host_id, "pid": os.getpid(),
+        waiting = readiness(browser is not None and browser.is_connected(), self._registered_at,
+                            self.config.lease_ttl, time.monotonic())
+        return not waiting, {
+            "status": "ok" if not waiting else "degraded", "ready": not waiting, "waiting_for": waiting,
+            "host_id": self.config.host_id, "pid": os.getpid(),
             "account_ids": sorted(self.runners), "accounts": self.status_counts(),
             "capacity": self.config.max_accounts, "live_hosts": self._live_hosts,
         }

@@ -13,6 +13,9 @@ class Settings(BaseModel):
 
     region: str = "us-east-1"
     endpoint_url: str | None = None
+    # DynamoDB's own endpoint when it differs (AWS_ENDPOINT_URL_DYNAMODB, botocore's service-specific setting):
+    # LocalStack without Docker serves SQS, S3 and KMS but not DynamoDB, which then stays on moto.
+    dynamodb_endpoint_url: str | None = None
     # "aws" talks to AWS (or any endpoint_url); "localstack" builds clients through localstack-client.
     target: str = "aws"
     accounts_table: str = "wagate-accounts"
@@ -105,13 +108,19 @@ class Settings(BaseModel):
         """`outbound_allow_hosts` as a set of entries."""
         return frozenset(e.strip() for e in self.outbound_allow_hosts.split(",") if e.strip())
 
+    def endpoint_for(self, service: str) -> str | None:
+        """The endpoint `service`'s clients use: its own setting when it has one, else `endpoint_url`."""
+        if service == "dynamodb" and self.dynamodb_endpoint_url:
+            return self.dynamodb_endpoint_url
+        return self.endpoint_url
+
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         """Build settings from environment variables (names are the upper-cased field names)."""
         env = dict(os.environ if env is None else env)
         values: dict[str, object] = {}
         aliases = {"region": ("AWS_REGION", "AWS_DEFAULT_REGION"), "endpoint_url": ("AWS_ENDPOINT_URL",),
-                   "target": ("WAGATE_TARGET",)}
+                   "dynamodb_endpoint_url": ("AWS_ENDPOINT_URL_DYNAMODB",), "target": ("WAGATE_TARGET",)}
         for name in cls.model_fields:
             for key in aliases.get(name, (name.upper(),)):
                 if env.get(key):

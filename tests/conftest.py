@@ -42,8 +42,12 @@ def runtime() -> Iterator[Any]:
 
     # With AWS_ENDPOINT_URL exported (LocalStack, or an AWS account), the suite runs against it: resources
     # are created under a stack name of their own. Without it, the embedded moto server is started.
+    # WAGATE_TARGET=localstack with AWS_ENDPOINT_URL_DYNAMODB: clients through localstack-client, DynamoDB
+    # apart (`make test-localstack`, infra/local/localstack.py).
     endpoint = os.environ.get("AWS_ENDPOINT_URL") or None
     rt = LocalRuntime(RuntimeConfig(endpoint_url=endpoint, aws_port=free_port(), api_port=free_port(),
+                                    target=os.environ.get("WAGATE_TARGET") or "aws",
+                                    dynamodb_endpoint_url=os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or None,
                                     ws_port=free_port(), with_sim=True,
                                     sim_port=0, sim_qr_interval=4.0, emulator_process=True,
                                     stack_name=f"wagate-test-{uuid.uuid4().hex[:6]}" if endpoint else "wagate")).start()

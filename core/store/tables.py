@@ -423,7 +423,7 @@ def bind(settings: Settings) -> None:
     for model, name in names.items():
         model.Meta.table_name = name
         model.Meta.region = settings.region
-        model.Meta.host = settings.endpoint_url
+        model.Meta.host = settings.endpoint_for("dynamodb")
         # Bounded like the boto3 clients (core/aws.py): a dead dependency is a 503, not a timeout.
         model.Meta.connect_timeout_seconds = math.ceil(settings.aws_connect_timeout)
         model.Meta.read_timeout_seconds = math.ceil(settings.aws_read_timeout)

@@ -15,6 +15,8 @@ from functions.api.routes import health as health_routes
 from functions.api.routes import media as media_routes
 from functions.api.routes import realtime as realtime_routes
 from functions.api.routes import webhooks as webhooks_routes
+from functions.service import health as health_service
+from functions.service.context import services
 
 TITLE = "wagate API"
 VERSION = "0.1.0"
@@ -41,8 +43,10 @@ def create_app() -> APIGatewayRestResolver:
     app.include_router(health_routes.router)
     legacy.install(app)  # after errors.register: wraps the error handlers for /sessions paths
 
-    @app.get("/health", summary="Liveness", tags=["meta"], security=[{}])  # [{}]: public
+    @app.get("/health", summary="Readiness: 200 once an API key can be used, else 503 `not_ready`", tags=["meta"],
+             security=[{}])  # [{}]: public
     def health() -> dict[str, str]:
+        health_service.require_ready(services())
         return {"status": "ok", "version": VERSION}
 
     @app.get("/openapi.json", include_in_schema=False)

@@ -1,12 +1,15 @@
-"""`GET /health/details`: the stack's health for its operator, and the rules that judge it (`wagate doctor`)."""
+"""`GET /health`: ready or not (public); `GET /health/details`: the stack's health for its operator, and the rules
+that judge it (`wagate doctor`)."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 
 from botocore.exceptions import BotoCoreError, ClientError
+from pynamodb.exceptions import PynamoDBException
 
-from core.errors import Forbidden
+from core.errors import DependencyFailure, Forbidden
 from core.models.accounts import ConnectionStatus
 from core.models.common import Principal, Role, epoch_of, utcnow
 from core.models.health import (
@@ -29,6 +32,35 @@ from functions.service.context import Services
 STUCK_LISTED = 50
 #: States a running account passes through on its way to WORKING; lingering in one is being stuck.
 ON_THE_WAY = {ConnectionStatus.STOPPED.value, ConnectionStatus.STARTING.value, ConnectionStatus.SCAN_QR_CODE.value}
+
+
+#: A process that found the stack ready says so without asking again for this long (`/health` is public: an
+#: anonymous caller costs at most one read per function instance and this period).
+READY_REMEMBERED_SECONDS = 30.0
+_ready_until = 0.0
+
+
+def require_ready(svc: Services) -> None:
+    """DependencyFailure (503, code `not_ready`) unless an authenticated request can be served now: the API keys
+    table answers and the bootstrap tenant has a key (locally it is written a moment after the API listens)."""
+    global _ready_until
+    if time.monotonic() < _ready_until:
+        return
+    try:
+        has_key = svc.api_keys.any_for_tenant(svc.settings.bootstrap_tenant)
+    except (PynamoDBException, BotoCoreError, ClientError) as exc:
+        raise DependencyFailure("the stack cannot read its tables yet", code="not_ready",
+                                details={"waiting_for": "tables", "error": type(exc).__name__}) from exc
+    if not has_key:
+        raise DependencyFailure("no API key can be used yet: the bootstrap key is not written", code="not_ready",
+                                details={"waiting_for": "bootstrap_key"})
+    _ready_until = time.monotonic() + READY_REMEMBERED_SECONDS
+
+
+def forget_readiness() -> None:
+    """Ask again on the next `/health` (tests that empty the tables)."""
+    global _ready_until
+    _ready_until = 0.0
 
 
 def require_operator(svc: Services, principal: Principal) -> None:

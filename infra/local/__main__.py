@@ -6,6 +6,9 @@ import argparse
 import os
 import signal
 import threading
+import time
+import urllib.error
+import urllib.request
 
 from infra.local.host_process import ROOT, HostProcess
 from infra.local.log import log
@@ -37,6 +40,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def wait_until_ready(health_url: str, timeout: float = 60.0) -> None:
+    """Return once `health_url` answers 200; RuntimeError with its last answer after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(health_url, timeout=5) as response:  # noqa: S310 - our loopback API
+                if response.status == 200:
+                    return
+        except urllib.error.HTTPError as exc:
+            last = f"{exc.code} {exc.read()[:300]!r}"
+        except OSError as exc:
+            last = str(exc)
+        time.sleep(0.1)
+    raise RuntimeError(f"{health_url} did not become ready in {timeout:.0f} s: {last}")
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     config = RuntimeConfig(endpoint_url=args.endpoint_url or None, aws_port=args.aws_port, api_port=args.api_port,
@@ -54,6 +74,8 @@ def main(argv: list[str] | None = None) -> None:
 
         key, created = ensure_bootstrap_key(services(), os.environ.get("WAGATE_BOOTSTRAP_API_KEY"))
         log(f"AWS endpoint: {runtime.endpoint_url or 'AWS (default credentials chain)'}")
+        if runtime.dynamodb_endpoint_url:
+            log(f"DynamoDB:     {runtime.dynamodb_endpoint_url}  (moto: LocalStack's needs Docker)")
         log(f"API:          {runtime.api_url}  (Swagger UI: {runtime.api_url}/docs)")
         if runtime.ws is not None:
             log(f"WebSocket:    {runtime.ws_url}  (?ticket= from POST {runtime.api_url}/realtime/tickets)")
@@ -68,8 +90,10 @@ def main(argv: list[str] | None = None) -> None:
             for index in range(max(1, args.hosts)):
                 host = HostProcess(env, health_port=args.host_port + index,
                                    extra_env={"HOST_ID": f"local-host-{index + 1}"})
-                hosts.append(host.start(timeout=120))
+                hosts.append(host.start(timeout=120))  # returns once the host's /health says ready
                 log(f"browser host {index + 1}: {host.health_url}")
+        # The banner means "usable now": a script that waits for it (or for /health) may call at once.
+        wait_until_ready(f"{runtime.api_url}/health")
         print("", flush=True)
         print(f"  wagate is running at {runtime.api_url}", flush=True)
         if runtime.ws is not None:

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import IO, Any
@@ -46,9 +47,15 @@ class HostProcess:
         return self
 
     def health(self) -> dict[str, Any] | None:
+        """Its /health body, ready (200) or not yet (503, `ready` false); None while it does not answer."""
         try:
             with urllib.request.urlopen(self.health_url, timeout=2) as response:  # noqa: S310 - loopback
                 return dict(json.loads(response.read()))
+        except urllib.error.HTTPError as exc:
+            try:
+                return dict(json.loads(exc.read())) if exc.code == 503 else None
+            except ValueError:
+                return None
         except OSError:
             return None
 
@@ -57,7 +64,8 @@ class HostProcess:
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"browser host exited with {self.process.returncode}")
-            if self.health() is not None:
+            health = self.health()
+            if health is not None and health.get("ready", True):
                 return
             time.sleep(0.2)
         raise TimeoutError("browser host did not become healthy")

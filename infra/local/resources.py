@@ -31,6 +31,8 @@ class Stack:
     name: str
     region: str
     endpoint_url: str | None
+    #: Services whose endpoint is not `endpoint_url` (DynamoDB on moto beside LocalStack).
+    service_endpoints: dict[str, str] = field(default_factory=dict)
     refs: dict[str, str] = field(default_factory=dict)
     attrs: dict[tuple[str, str], str] = field(default_factory=dict)
     parameters: dict[str, str] = field(default_factory=dict)
@@ -145,7 +147,8 @@ def _condition_string(value: Any) -> str:
 
 
 def _client(stack: Stack, service: str) -> Any:
-    return boto3.session.Session().client(service, region_name=stack.region, endpoint_url=stack.endpoint_url)
+    endpoint = stack.service_endpoints.get(service, stack.endpoint_url)
+    return boto3.session.Session().client(service, region_name=stack.region, endpoint_url=endpoint)
 
 
 def _dynamodb_table(stack: Stack, lid: str, props: dict[str, Any]) -> None:
@@ -332,7 +335,7 @@ def _order(resources: dict[str, Any]) -> list[str]:
 
 def create_resources(
     template: dict[str, Any], *, endpoint_url: str | None, region: str = "us-east-1", stack_name: str = "wagate",
-    parameters: dict[str, str] | None = None,
+    parameters: dict[str, str] | None = None, service_endpoints: dict[str, str] | None = None,
 ) -> Stack:
     """Create every resource of the template (idempotently) and return what they resolve to."""
     declared = template.get("Parameters", {})
@@ -341,7 +344,7 @@ def create_resources(
     list_params = frozenset(name for name, spec in declared.items()
                             if spec.get("Type") == "CommaDelimitedList" or str(spec.get("Type")).startswith("List<"))
     stack = Stack(name=stack_name, region=region, endpoint_url=endpoint_url, parameters=params,
-                  list_parameters=list_params)
+                  list_parameters=list_params, service_endpoints=dict(service_endpoints or {}))
     stack.conditions = evaluate_conditions(template, stack)
     # A resource whose Condition is false does not exist, as in CloudFormation.
     resources = {lid: res for lid, res in template["Resources"].items()

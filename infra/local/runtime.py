@@ -11,6 +11,7 @@ from infra.local.apigw import LocalApiGateway
 from infra.local.apigw_ws import LocalWebSocketGateway
 from infra.local.emulator import MotoEmulator
 from infra.local.lambda_runtime import LocalFunction, load_functions
+from infra.local.localstack import LocalStackProcess
 from infra.local.resources import Stack, create_resources
 from infra.local.scheduler import Scheduler
 from infra.local.sqs_mapping import SqsPoller
@@ -22,9 +23,13 @@ LOOPBACK_ALLOW_HOSTS = "127.0.0.1,localhost,::1"
 
 @dataclass
 class RuntimeConfig:
-    """How to run the stack locally; `endpoint_url=None` starts the embedded moto server."""
+    """How to run the stack locally; `endpoint_url=None` starts the embedded moto server (with
+    `target="localstack"`: LocalStack from `.venv-localstack`, and moto for DynamoDB only)."""
 
     endpoint_url: str | None = None
+    #: DynamoDB's endpoint when it is not `endpoint_url` (LocalStack without Docker has no DynamoDB); with
+    #: `target="localstack"` and none given, the embedded moto server serves DynamoDB.
+    dynamodb_endpoint_url: str | None = None
     aws_host: str = "127.0.0.1"
     aws_port: int = 4566
     api_host: str = "127.0.0.1"
@@ -68,6 +73,7 @@ class LocalRuntime:
         self.config = config or RuntimeConfig()
         self.template = tpl.load_template()
         self.emulator: MotoEmulator | None = None
+        self.localstack: LocalStackProcess | None = None
         self.stack: Stack | None = None
         self.api: LocalApiGateway | None = None
         self.ws: LocalWebSocketGateway | None = None
@@ -79,7 +85,20 @@ class LocalRuntime:
 
     @property
     def endpoint_url(self) -> str | None:
-        return self.emulator.url if self.emulator else self.config.endpoint_url
+        if self.config.endpoint_url or self.localstack:
+            return self.config.endpoint_url or (self.localstack.url if self.localstack else None)
+        return self.emulator.url if self.emulator else None
+
+    def endpoint_for(self, service: str) -> str | None:
+        """The endpoint of one AWS service (DynamoDB's differs beside LocalStack)."""
+        return (self.dynamodb_endpoint_url if service == "dynamodb" else None) or self.endpoint_url
+
+    @property
+    def dynamodb_endpoint_url(self) -> str | None:
+        """DynamoDB's endpoint when it differs from `endpoint_url` (LocalStack's target), else None."""
+        if self.config.dynamodb_endpoint_url:
+            return self.config.dynamodb_endpoint_url
+        return self.emulator.url if self.config.target == "localstack" and self.emulator else None
 
     @property
     def api_url(self) -> str:
@@ -94,15 +113,19 @@ class LocalRuntime:
 
     def start(self) -> LocalRuntime:
         cfg = self.config
-        if cfg.endpoint_url is None:
+        if cfg.target == "localstack" and cfg.endpoint_url is None:
+            self.localstack = LocalStackProcess(host=cfg.aws_host).start()
+        moto_needed = cfg.dynamodb_endpoint_url is None if cfg.target == "localstack" else cfg.endpoint_url is None
+        if moto_needed:
             self.emulator = MotoEmulator(cfg.aws_host, cfg.aws_port, own_process=cfg.emulator_process)
             self.emulator.start()
         # Emulators accept any credentials; real AWS uses the caller's own chain.
         if self.endpoint_url:
             os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
             os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
+        services = {"dynamodb": self.dynamodb_endpoint_url} if self.dynamodb_endpoint_url else {}
         self.stack = create_resources(self.template, endpoint_url=self.endpoint_url, region=cfg.region,
-                                      stack_name=cfg.stack_name)
+                                      stack_name=cfg.stack_name, service_endpoints=services)
         self.ws = self._websocket_gateway()
         self.env = self._function_env(self.stack)
         os.environ.update(self.env)
@@ -152,6 +175,8 @@ class LocalRuntime:
                 env[name] = os.environ[name]
         if self.endpoint_url:
             env["AWS_ENDPOINT_URL"] = self.endpoint_url
+        if self.dynamodb_endpoint_url:
+            env["AWS_ENDPOINT_URL_DYNAMODB"] = self.dynamodb_endpoint_url
         if self.ws is not None:
             env.update({"REALTIME_URL": self.ws.url, "REALTIME_MANAGEMENT_URL": self.ws.management_url})
         env.update(self.config.extra_env)
@@ -200,6 +225,9 @@ class LocalRuntime:
         if self.emulator:
             self.emulator.stop()
             self.emulator = None
+        if self.localstack:
+            self.localstack.stop()
+            self.localstack = None
 
     def __enter__(self) -> LocalRuntime:
         return self.start()

@@ -101,7 +101,7 @@ def test_a_producer_secret_is_shown_once_and_stored_only_encrypted(tenant_admin:
     assert secret not in one.text and secret not in listing.text
 
     # And the stored item holds only ciphertext
-    table = boto3.resource("dynamodb", endpoint_url=runtime.endpoint_url, region_name="us-east-1").Table(
+    table = boto3.resource("dynamodb", endpoint_url=runtime.endpoint_for("dynamodb"), region_name="us-east-1").Table(
         runtime.stack.refs["ProducersTable"])
     item = table.get_item(Key={"producer_id": producer_id})["Item"]
     assert secret not in json.dumps(item, default=str) and item["secret_ciphertext"]
