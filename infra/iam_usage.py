@@ -4,7 +4,7 @@ template's grants to (tests/integration/test_iam_usage.py). `python -m infra.iam
 
 Resources are named the way `granted()` normalises the template's: a logical id (table, queue, topic), `X/index`
 (its indexes), `MediaBucket` (ListBucket), `MediaBucket/<prefix>/*` (objects), `SnapshotKey#<encryption context>`
-(`#wagate-secret`, `#wagate-jwt-key`: the purpose; `#account_id`: snapshot data keys; `#via-s3`: SSE-KMS asked by
+(`#wagate-secret`, `#wagate-jwt-key`, `#wagate-proxy-secret`: the purpose; `#account_id`: snapshot data keys; `#via-s3`: SSE-KMS asked by
 S3), `host-inboxes` (`<stack>-host-*` queues), `reply-queues` (SQS producers' queues tagged for the stack) and
 `RealtimeApi/connections`.
 """
@@ -46,6 +46,7 @@ USAGE: Usage = {
         "IdempotencyTable": {"dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:DeleteItem"},
         "ContactsTable": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
         "SnapshotKey#wagate-secret": {"kms:Encrypt", "kms:Decrypt"},
+        "SnapshotKey#wagate-proxy-secret": {"kms:Encrypt"},  # account proxy credentials (core/proxies.py)
         "HostControlQueue": {"sqs:SendMessage"}, "host-inboxes": {"sqs:SendMessage"},
         "CloudOutboxQueue": {"sqs:SendMessage"},
         **_MEDIA_READ_WRITE, "MediaBucket/inbound/*": {"s3:GetObject"},
@@ -58,6 +59,7 @@ USAGE: Usage = {
         "MessagesTable/index": {"dynamodb:Query"},
         "IdempotencyTable": {"dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:DeleteItem"},
         "SnapshotKey#wagate-secret": {"kms:Encrypt", "kms:Decrypt"},
+        "SnapshotKey#wagate-proxy-secret": {"kms:Encrypt"},  # account proxy credentials (core/proxies.py)
         "HostControlQueue": {"sqs:SendMessage"}, "host-inboxes": {"sqs:SendMessage"},
         "CloudOutboxQueue": {"sqs:SendMessage"},
         **_MEDIA_READ_WRITE, "MediaBucket/inbound/*": {"s3:GetObject"},
@@ -167,6 +169,7 @@ USAGE: Usage = {
         "MediaBucket": {"s3:ListBucket"},
         "SnapshotKey#account_id": {"kms:GenerateDataKey", "kms:Decrypt"},
         "SnapshotKey#via-s3": {"kms:GenerateDataKey", "kms:Decrypt"},
+        "SnapshotKey#wagate-proxy-secret": {"kms:Decrypt"},  # account proxy credentials (core/proxies.py)
     },
 }
 
