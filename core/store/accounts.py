@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -277,10 +277,10 @@ class AccountRepository:
 
     # --- what the sweeper's cleanup does (functions/service/cleanup.py); every write conditional on what it read
 
-    def failing(self, limit: int) -> list[AccountItem]:
-        """Up to `limit` accounts FAILED while their desired state is still running (hosts keep reopening them)."""
-        return list(AccountItem.desired_state_index.query(
-            RUNNING, filter_condition=AccountItem.connection_status == ConnectionStatus.FAILED.value, limit=limit))
+    def failing(self) -> Iterator[AccountItem]:
+        """Accounts FAILED while their desired state is still running (hosts keep reopening them), read lazily."""
+        return iter(AccountItem.desired_state_index.query(
+            RUNNING, filter_condition=AccountItem.connection_status == ConnectionStatus.FAILED.value))
 
     def give_up(self, item: AccountItem, reason: str) -> bool:
         """Stop retrying a FAILED account: desired state stopped, `reason` as its status reason and in its history.
@@ -299,9 +299,9 @@ class AccountRepository:
             raise
         return True
 
-    def tombstones(self, limit: int) -> list[AccountItem]:
-        """Up to `limit` deleted accounts whose item is still there (web: no host purged it yet; cloud: all)."""
-        return list(AccountItem.desired_state_index.query(DELETED, limit=limit))
+    def tombstones(self) -> Iterator[AccountItem]:
+        """Deleted accounts whose item is still there (web: no host purged it yet; cloud: all), read lazily."""
+        return iter(AccountItem.desired_state_index.query(DELETED))
 
     def remove_tombstone(self, item: AccountItem) -> bool:
         """Remove a deleted account's item unless it changed since `item` was read (a host attached to purge it)."""

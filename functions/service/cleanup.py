@@ -84,9 +84,11 @@ def give_up_failed(svc: Services, now: float, result: CleanupResult) -> None:
     """Accounts FAILED for longer than FAILED_GIVE_UP_HOURS while still meant to run (hosts reopen those after
     every restart or takeover; a Cloud API number with a dead token waits for nothing) are set stopped with why."""
     limit = svc.settings.failed_give_up_hours * 3600
-    for item in svc.accounts.failing(MAX_GIVE_UPS * 4):
+    for item in svc.accounts.failing():
+        if len(result.gave_up) >= MAX_GIVE_UPS:
+            return
         since = failing_since(item)
-        if since is None or now - since < limit or len(result.gave_up) >= MAX_GIVE_UPS:
+        if since is None or now - since < limit:
             continue
         hours = f"{svc.settings.failed_give_up_hours:g}"
         reason = (f"{GAVE_UP}: FAILED for more than {hours} h ({item.status_reason or 'no reason given'}); "
@@ -96,8 +98,7 @@ def give_up_failed(svc: Services, now: float, result: CleanupResult) -> None:
         result.gave_up.append(item.account_id)
         if not cloud.is_cloud(item):
             svc.nudges.send(item.account_id, "stop", item.host_inbox)  # its host lets go now, not at its next look
-        svc.events.publish(EventType.ACCOUNT_STATUS, item.account_id, item.tenant_id,
-                           {"status": ConnectionStatus.FAILED.value, "reason": reason})
+        _announce(svc, item, ConnectionStatus.FAILED, reason)
         AuditRepository(svc.settings.audit_retention_days).record(
             item.tenant_id, "account.give_up", _SYSTEM, Target(type="account", id=item.account_id),
             account_id=item.account_id, reason=reason)
@@ -110,7 +111,7 @@ def clean_tombstones(svc: Services, now: float, result: CleanupResult) -> None:
     """Deleted accounts whose item is still there: Cloud API numbers at once (no device to log out); web
     accounts no host purged within UNPURGED_GRACE_SECONDS. Leftovers first, the item last: a run cut short
     finds the item, and so the work, again."""
-    for item in svc.accounts.tombstones(MAX_ACCOUNTS * 4):
+    for item in svc.accounts.tombstones():
         if len(result.cleaned) >= MAX_ACCOUNTS:
             return
         deleted = epoch_of(item.deleted_at)
@@ -158,8 +159,9 @@ def clean_leases(svc: Services, now: float, result: CleanupResult, segment: int,
     for row in rows:
         item = accounts.get(row.account_id)
         if item is None:
-            if len(result.cleaned) < MAX_ACCOUNTS and remove_leftovers(svc, row.account_id, result) \
-                    and svc.leases.remove(row, now_ms):
+            # Read again just before: a legacy id may be created anew (its leftovers would be the new account's).
+            if len(result.cleaned) < MAX_ACCOUNTS and svc.accounts.read(row.account_id) is None \
+                    and remove_leftovers(svc, row.account_id, result) and svc.leases.remove(row, now_ms):
                 result.cleaned.append(row.account_id)
                 result.leases_removed += 1
         elif row.owner and row.owner not in alive and row.expires_at < now_ms - STALE_AFTER_SECONDS * 1000 \
@@ -177,5 +179,14 @@ def _forget_holder(svc: Services, item: AccountItem, row: LeaseRow, now_ms: int,
     reason = f"host_gone: host {row.owner} stopped without handing the account over; waiting for a host"
     status = ConnectionStatus.STARTING if page_gone else None
     if svc.accounts.let_go(item, row.owner, row.token, status, reason) and status is not None:
+        _announce(svc, item, status, reason)
+
+
+def _announce(svc: Services, item: AccountItem, status: ConnectionStatus, reason: str) -> None:
+    """The `account.status` event of a change already stored: a failed publish is logged, the run goes on."""
+    try:
         svc.events.publish(EventType.ACCOUNT_STATUS, item.account_id, item.tenant_id,
                            {"status": status.value, "reason": reason})
+    except Exception as exc:  # noqa: BLE001 - SNS trouble: the change stands, only its event is missing
+        logger.warning("account.status event not published", extra={"account_id": item.account_id,
+                                                                     "error": type(exc).__name__})

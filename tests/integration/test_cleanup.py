@@ -315,3 +315,10 @@ def test_lease_removals_are_conditional_on_the_exact_row_read(tenant_admin: Api,
     assert not leases.forget_holder(seen, after_expiry)
     assert not leases.remove(seen, after_expiry)
     assert lease_row(account_id).owner == "host-b"  # type: ignore[union-attr]
+
+
+def test_the_scheduled_run_sweeps_then_cleans(svc: Services) -> None:
+    from functions.service.sweeper import run
+
+    swept, cleaned = run(svc)
+    assert swept.checked >= 0 and cleaned is not None
