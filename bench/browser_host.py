@@ -420,7 +420,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from functions.service.context import services
     from infra.local.emulator import free_port
     from infra.local.host_process import HostProcess
-    from infra.local.runtime import LocalRuntime, RuntimeConfig
+    from infra.local.runtime import GENEROUS_API_RATES, LocalRuntime, RuntimeConfig
 
     counts = sorted({c for c in args.counts if c <= args.max_accounts} | {args.max_accounts})
     t_begin = time.monotonic()
@@ -432,7 +432,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         runtime = LocalRuntime(RuntimeConfig(endpoint_url=endpoint, aws_port=free_port(), api_port=free_port(),
                                              with_sim=True, sim_port=0, sim_qr_interval=args.qr_interval,
-                                             extra_env={"POWERTOOLS_LOG_LEVEL": "WARNING"})).start()
+                                             extra_env={"POWERTOOLS_LOG_LEVEL": "WARNING",
+                                                    "API_RATE_LIMITS": GENEROUS_API_RATES})).start()
     except BaseException:
         if moto:
             moto.kill()

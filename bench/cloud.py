@@ -106,14 +106,15 @@ def main(argv: list[str] | None = None) -> None:
     from functions.service.context import services
     from infra.local.emulator import free_port
     from infra.local.fake_graph import FakeGraph
-    from infra.local.runtime import LocalRuntime, RuntimeConfig
+    from infra.local.runtime import GENEROUS_API_RATES, LocalRuntime, RuntimeConfig
 
     fake = FakeGraph()
     fake.start()
     os.environ["GRAPH_API_BASE_URL"] = fake.base_url
     runtime = LocalRuntime(RuntimeConfig(aws_port=free_port(), api_port=free_port(), ws_port=free_port(),
                                          emulator_process=True,
-                                         extra_env={"POWERTOOLS_LOG_LEVEL": "WARNING"})).start()
+                                         extra_env={"POWERTOOLS_LOG_LEVEL": "WARNING",
+                                                    "API_RATE_LIMITS": GENEROUS_API_RATES})).start()
     try:
         key, _ = ensure_bootstrap_key(services(), None)
         api = Api(runtime.api_url, key)

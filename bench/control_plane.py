@@ -108,10 +108,11 @@ class BareEnqueue:
 def warm_latencies(calls: int) -> dict[str, dict[str, float]]:
     from infra.local.emulator import free_port
     from infra.local.lambda_runtime import LambdaContext
-    from infra.local.runtime import LocalRuntime, RuntimeConfig
+    from infra.local.runtime import GENEROUS_API_RATES, LocalRuntime, RuntimeConfig
 
     runtime = LocalRuntime(RuntimeConfig(aws_port=free_port(), api_port=free_port(),
-                                         extra_env={"POWERTOOLS_LOG_LEVEL": "WARNING"})).start()
+                                         extra_env={"POWERTOOLS_LOG_LEVEL": "WARNING",
+                                                    "API_RATE_LIMITS": GENEROUS_API_RATES})).start()
     try:
         from functions.api.handler import lambda_handler
 

@@ -160,7 +160,7 @@ def stack(args: argparse.Namespace) -> Iterator[Bench]:
     from functions.service.api_keys import ensure_bootstrap_key
     from functions.service.context import services
     from infra.local.emulator import free_port
-    from infra.local.runtime import LocalRuntime, RuntimeConfig
+    from infra.local.runtime import GENEROUS_API_RATES, LocalRuntime, RuntimeConfig
 
     workdir = Path(tempfile.mkdtemp(prefix="wbf-"))  # short: Chromium's socket paths must fit 108 bytes
     moto = proxy = None
@@ -174,7 +174,7 @@ def stack(args: argparse.Namespace) -> Iterator[Bench]:
         runtime = LocalRuntime(RuntimeConfig(
             endpoint_url=endpoint, aws_port=free_port(), api_port=free_port(), ws_port=free_port(),
             with_sim=True, sim_port=0, sim_qr_interval=args.qr_interval,
-            extra_env={"POWERTOOLS_LOG_LEVEL": "WARNING"})).start()
+            extra_env={"POWERTOOLS_LOG_LEVEL": "WARNING", "API_RATE_LIMITS": GENEROUS_API_RATES})).start()
         key, _ = ensure_bootstrap_key(services(), None)
         bench = Bench(args, workdir, runtime, Api(runtime.api_url, key), Phone(runtime.sim.url),
                       None if proxy is None else endpoint, moto.pid, None if proxy is None else proxy.pid)

@@ -122,6 +122,8 @@ OPERATE = """async ([call, [a]]) => {
     return {error: {code: (e && e.code) || null, message: String((e && e.message) || e)}};
   }
 }"""
+# "typing…" before a paced text; wa-js resolves markIsComposing only when the duration is over: not awaited.
+TYPING = """([chat, ms]) => { WPP.chat.markIsComposing(chat, ms).catch(() => null); }"""
 # Machine-readable wa-js error codes that retrying cannot fix → our failure codes.
 PERMANENT_ERRORS = {"chat_not_found": "invalid_recipient", "invalid_wid": "invalid_recipient",
                     "wid_not_found": "invalid_recipient", "invalid_chat": "invalid_recipient",

@@ -19,11 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 from browser_host.compose import MediaBytes, Outgoing, compose, interactive_body, target_of
 from browser_host.media import MediaError, load_outbound
-from browser_host.page import PermanentSendError, TransientSendError, serialized_id
+from browser_host.pacing import DAY, Pacer, typing_seconds
+from browser_host.page import PermanentSendError, TransientSendError, chat_id, serialized_id
 from browser_host.state import Backoff, ack_status
 from core.errors import LeaseLost
 from core.ids import id_floor
+from core.models.accounts import Pacing
 from core.models.choices import ChoiceMenu
+from core.models.common import iso_of
 from core.models.envelope import MEDIA_TYPES
 from core.models.messages import STATUS_RANK, MessageStatus
 from core.store.messages import PENDING
@@ -54,9 +57,18 @@ class Outbox:
         self.references: dict[str, str | None] = {}  # message id → client reference (for the events)
         self.replies: dict[str, str] = {}  # message id → its SQS producer's reply queue (status events go there too)
         self.created: dict[str, float] = {}  # message id → accepted at (epoch seconds)
+        self.pacer = Pacer(runner.pacing)
+        self.counted: dict[str, bool] = {}  # message ids already counted against the daily cap
 
     def wake(self) -> None:
         self._wake.set()
+
+    def repace(self, pacing: Pacing) -> None:
+        """The account's pacing changed (PATCH): held messages get new slots under it, at once."""
+        if pacing != self.pacer.pacing:
+            self.pacer.pacing = pacing
+            self.pacer.slots.clear()
+            self._wake.set()
 
     async def run(self) -> None:
         self._wake.set()  # a new owner looks at once: the previous one may have left work
@@ -173,6 +185,11 @@ class Outbox:
             return False
         if outgoing.is_operation:
             return await self._operate(item, envelope, outgoing, target_id, before_send, current)
+        if self.pacer.pacing.active and item.status == MessageStatus.QUEUED.value:
+            if await self._held_back(item):
+                return False
+            if self.pacer.pacing.typing and outgoing.call == "text":
+                await page.typing(chat_id(to), typing_seconds(str(outgoing.args[1])))
         # Known before the hand-over: WhatsApp's ack can arrive before `deliver` returns.
         self._remember(serialized, item)
         try:
@@ -187,6 +204,7 @@ class Outbox:
         except TransientSendError as exc:
             return self._later(current[0], exc)
         item = current[0]
+        self.pacer.sent(item.message_id, time.time())
         self._remember(delivery.serialized, item)
         if delivery.serialized != item.wa_message_id:
             await self.store.set_wa_id(item, delivery.serialized, lease)
@@ -203,6 +221,31 @@ class Outbox:
             await self._advance_to(item, status, f"ack {delivery.ack}")
         log.info("message %s sent (ack %s, attempt %s, correlation %s)", item.message_id, delivery.ack,
                  item.attempts, item.correlation_id)
+        return True
+
+    async def _held_back(self, item: MessageItem) -> bool:
+        """Pacing: True when the message must wait (its `scheduled_at` written once, the outbox woken at that
+        time); the daily cap is counted when the message's slot comes."""
+        pacing, now = self.pacer.pacing, time.time()
+        at = self.pacer.slot(item.message_id, now)
+        if at <= now and pacing.daily_cap and item.message_id not in self.counted:
+            wait = await self.store.take_daily(self.runner.account_id, pacing.daily_cap, now)
+            if wait:  # spent: the next UTC day (the budget's windows start at 00:00 UTC)
+                at = self.pacer.postpone(item.message_id, (now // DAY + 1) * DAY)
+            else:
+                self.counted[item.message_id] = True
+                if len(self.counted) > 1000:
+                    del self.counted[next(iter(self.counted))]
+        if at <= now:
+            return False
+        scheduled = iso_of(at)
+        if item.scheduled_at != scheduled:
+            if not await self.store.schedule(item, scheduled, self.runner.lease):
+                fresh = await self.store.find_message(item.account_id, item.message_id)
+                if fresh is not None and fresh.fence is not None and int(fresh.fence) > self.runner.lease.token:
+                    raise LeaseLost(item.account_id)
+            log.info("message %s paced until %s", item.message_id, scheduled)
+        asyncio.get_running_loop().call_later(at - now, self._wake.set)
         return True
 
     async def _prepare(self, item: MessageItem, envelope: dict[str, Any]) -> tuple[Outgoing, str | None]:

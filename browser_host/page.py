@@ -158,6 +158,13 @@ class WhatsAppPage:
         _raise_error(result, "")
         return dict(result)
 
+    async def typing(self, chat: str, seconds: float) -> None:
+        """Show "typing…" in the chat for `seconds`, then return (a chat the page does not know yet shows nothing:
+        wa-js refuses it, and the message creates the chat)."""
+        with contextlib.suppress(Exception):
+            await self.page.evaluate(bridge.TYPING, [chat, int(seconds * 1000)])
+        await asyncio.sleep(seconds)
+
     async def download_media(self, serialized: str) -> bytes:
         """The bytes of a media message the page has (`WPP.chat.downloadMedia`)."""
         encoded = await asyncio.wait_for(self.page.evaluate(bridge.DOWNLOAD_MEDIA, serialized), self.send_timeout * 4)

@@ -20,6 +20,7 @@ from browser_host.config import HostConfig
 from browser_host.contacts import answer_checks
 from browser_host.inbound import Inbound
 from browser_host.outbox import Outbox
+from browser_host.pacing import pacing_of
 from browser_host.page import WhatsAppPage
 from browser_host.state import Backoff, InvalidTransition, StatusMachine
 from browser_host.store import HostStore
@@ -85,6 +86,7 @@ class AccountRunner:
         self.deleted_pending = False  # the account is being deleted: its messages fail, none go out
         self.recoveries = 0
         self.backoff = Backoff(self.cfg.recovery_backoff, self.cfg.recovery_backoff_max)
+        self.pacing = pacing_of(plain(account.options) if getattr(account, "options", None) else None)
         self.outbox = Outbox(self, lease.pending_from or _floor_of(account.created_at))
         self.inbound = Inbound(self)
         self._writes: asyncio.Queue[Callable[[], Awaitable[None]] | None] = asyncio.Queue()

@@ -139,6 +139,13 @@ class HostStore:
     async def mark_sending(self, item: MessageItem, serialized: str, lease: Lease, attempt: bool) -> bool:
         return await asyncio.to_thread(self.messages.mark_sending, item, serialized, lease.token, attempt)
 
+    async def schedule(self, item: MessageItem, at: str, lease: Lease) -> bool:
+        return await asyncio.to_thread(self.messages.schedule, item, at, lease.token)
+
+    async def take_daily(self, account_id: str, cap: int, now: float) -> int:
+        """One message of the account's daily cap: 0, or the seconds until the next UTC day."""
+        return await asyncio.to_thread(self.contacts.take_budget, account_id, "daily", cap, window=86_400, now=now)
+
     async def count_attempt(self, item: MessageItem, lease: Lease) -> bool:
         return await asyncio.to_thread(self.messages.count_attempt, item, lease.token)
 

@@ -33,6 +33,11 @@ class Settings(BaseModel):
     # The audit log (core/store/audit.py): entries expire after this many days (the table's TTL).
     audit_table: str = "wagate-audit"
     audit_retention_days: int = Field(default=365, ge=1)
+    # The API's rate limits: a token bucket per key (per_second/burst by role; a key may carry its own).
+    rate_limits_table: str = "wagate-rate-limits"
+    api_rate_limits: str = Field(default="viewer=5/20,operator=20/60,admin=20/60",
+                                 pattern=r"^\s*(viewer|operator|admin)=\d+(\.\d+)?/\d+\s*"
+                                         r"(,\s*(viewer|operator|admin)=\d+(\.\d+)?/\d+\s*)*$")
     realtime_url: str = Field(default="", description="wss:// URL of the WebSocket API stage")
     realtime_management_url: str = Field(default="", description="https:// URL of its @connections API")
     realtime_ticket_seconds: int = Field(default=60, ge=5, le=600)
@@ -107,6 +112,16 @@ class Settings(BaseModel):
     def outbound_allow_set(self) -> frozenset[str]:
         """`outbound_allow_hosts` as a set of entries."""
         return frozenset(e.strip() for e in self.outbound_allow_hosts.split(",") if e.strip())
+
+    @property
+    def api_rate_by_role(self) -> dict[str, tuple[float, int]]:
+        """`api_rate_limits` as role → (requests per second, burst)."""
+        rates: dict[str, tuple[float, int]] = {}
+        for entry in self.api_rate_limits.split(","):
+            role, _, rate = entry.strip().partition("=")
+            per_second, _, burst = rate.partition("/")
+            rates[role] = (max(float(per_second), 0.001), max(int(burst), 1))
+        return rates
 
     def endpoint_for(self, service: str) -> str | None:
         """The endpoint `service`'s clients use: its own setting when it has one, else `endpoint_url`."""

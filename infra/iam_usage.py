@@ -38,6 +38,7 @@ USAGE: Usage = {
         "SnapshotKey#wagate-jwt-key": {"kms:Decrypt"},
     },
     "ApiFunction": {  # accounts, messages, contacts (functions/service/accounts|cloud_accounts|messages|contacts)
+        "RateLimitsTable": {"dynamodb:GetItem", "dynamodb:UpdateItem"},  # the key's token bucket (every request)
         **_AUDIT,
         "AccountsTable": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
         "AccountsTable/index": {"dynamodb:Query"},
@@ -52,6 +53,7 @@ USAGE: Usage = {
         **_MEDIA_READ_WRITE, "MediaBucket/inbound/*": {"s3:GetObject"},
     },
     "LegacyApiFunction": {  # /sessions: the accounts and messages routes under old names
+        "RateLimitsTable": {"dynamodb:GetItem", "dynamodb:UpdateItem"},  # the key's token bucket (every request)
         **_AUDIT,
         "AccountsTable": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
         "AccountsTable/index": {"dynamodb:Query"},
@@ -65,6 +67,7 @@ USAGE: Usage = {
         **_MEDIA_READ_WRITE, "MediaBucket/inbound/*": {"s3:GetObject"},
     },
     "IntegrationsApiFunction": {  # keys, tokens, producers, webhooks, deliveries, media, tickets, audit, health
+        "RateLimitsTable": {"dynamodb:GetItem", "dynamodb:UpdateItem"},  # the key's token bucket (every request)
         "AuditTable": {"dynamodb:PutItem", "dynamodb:Query"}, "AuditTable/index": {"dynamodb:Query"},
         "AccountsTable": {"dynamodb:GetItem", "dynamodb:Scan"},  # scope checks; the health census
         "AccountsTable/index": {"dynamodb:Query"},
@@ -90,6 +93,7 @@ USAGE: Usage = {
         **_MEDIA_READ_WRITE,
     },
     "GraphApiFunction": {  # Cloud API compatibility (functions/service/graph_compat.py, messages, media)
+        "RateLimitsTable": {"dynamodb:GetItem", "dynamodb:UpdateItem"},  # the key's token bucket (every request)
         **_AUDIT,
         "AccountsTable": {"dynamodb:GetItem"}, "AccountsTable/index": {"dynamodb:Query"},
         "ApiKeysTable": {"dynamodb:GetItem"},
@@ -484,9 +488,10 @@ CALL_SITES: dict[str, dict[str, int]] = {
     'core/store/health.py': {'AccountItem.scan': 1, 'get_queue_attributes': 1, 'receive_message': 1},
     'core/store/leases.py': {'LeaseItem().delete': 1, 'LeaseItem().save': 1, 'LeaseItem().update': 2, 'LeaseItem.get': 2, 'LeaseItem.scan': 1, 'item.update': 5},
     'core/store/media.py': {'delete_object': 1, 'delete_objects': 1, 'generate_presigned_url': 2, 'get_object': 2, 'head_object': 1, 'list_objects_v2': 1, 'put_object': 1},
-    'core/store/messages.py': {'IdempotencyItem().delete': 1, 'IdempotencyItem.get': 1, 'MessageItem().update': 1, 'MessageItem.get': 2, 'MessageItem.pending_index.query': 1, 'MessageItem.query': 2, 'MessageItem.wa_message_index.query': 1, 'item.delete': 1, 'item.save': 2, 'item.update': 3},
+    'core/store/messages.py': {'IdempotencyItem().delete': 1, 'IdempotencyItem.get': 1, 'MessageItem().update': 1, 'MessageItem.get': 2, 'MessageItem.pending_index.query': 1, 'MessageItem.query': 2, 'MessageItem.wa_message_index.query': 1, 'item.delete': 1, 'item.save': 2, 'item.update': 4},
     'core/store/producers.py': {'ProducerItem.get': 1, 'ProducerItem.tenant_index.query': 1, 'item.delete': 1, 'item.save': 1},
     'core/store/queues.py': {'change_message_visibility': 1, 'create_queue': 1, 'delete_message_batch': 1, 'delete_queue': 1, 'publish': 1, 'receive_message': 1, 'send_message': 4},
+    'core/store/rate_limits.py': {'RateBucketItem().update': 1, 'RateBucketItem.get': 1, 'item.update': 1},
     'core/store/realtime.py': {'RealtimeItem().delete': 2, 'RealtimeItem().save': 3, 'RealtimeItem.get': 2, 'RealtimeItem.query': 1, 'RealtimeItem.scan': 1, 'RecentEventItem.batch_write': 1, 'RecentEventItem.get': 1, 'RecentEventItem.query': 1, 'delete_connection': 1, 'item.delete': 1, 'item.save': 2, 'item.update': 1, 'post_to_connection': 1},
     'core/store/replies.py': {'send_message': 1},
     'core/store/secrets.py': {'decrypt': 2, 'encrypt': 1, 'generate_data_key': 1},

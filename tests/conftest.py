@@ -38,7 +38,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def runtime() -> Iterator[Any]:
     """The local control plane (moto + template resources + API + SQS mappings) for the whole run."""
     from infra.local.emulator import free_port
-    from infra.local.runtime import LocalRuntime, RuntimeConfig
+    from infra.local.runtime import GENEROUS_API_RATES, LocalRuntime, RuntimeConfig
 
     # With AWS_ENDPOINT_URL exported (LocalStack, or an AWS account), the suite runs against it: resources
     # are created under a stack name of their own. Without it, the embedded moto server is started.
@@ -50,6 +50,7 @@ def runtime() -> Iterator[Any]:
                                     dynamodb_endpoint_url=os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or None,
                                     ws_port=free_port(), with_sim=True,
                                     sim_port=0, sim_qr_interval=4.0, emulator_process=True,
+                                    extra_env={"API_RATE_LIMITS": GENEROUS_API_RATES},
                                     stack_name=f"wagate-test-{uuid.uuid4().hex[:6]}" if endpoint else "wagate")).start()
     yield rt
     rt.stop()

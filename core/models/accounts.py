@@ -121,6 +121,29 @@ class CloudView(BaseModel):
     webhook_path: str = Field(description="Where Meta must send this number's webhooks (callback URL path).")
 
 
+class Pacing(BaseModel):
+    """How fast a WhatsApp Web number sends (anti-ban). Paced messages wait, with `scheduled_at` on the message;
+    pacing never fails a message."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_gap_seconds: float = Field(default=0, ge=0, le=3600,
+                                   description="At least this long between two messages the number sends.")
+    jitter_seconds: float = Field(default=0, ge=0, le=600,
+                                  description="A random extra wait of up to this long before each paced message.")
+    typing: bool = Field(default=False, description="Show \"typing…\" in the chat before each text, for a time that "
+                                                    "grows with its length (1 s + 50 ms a character, at most 8 s).")
+    daily_cap: int | None = Field(default=None, ge=1, le=100_000,
+                                  description="At most this many messages a UTC day; the rest wait for the next day.")
+    checks_per_minute: int | None = Field(
+        default=None, ge=1, le=60,
+        description="Number-existence checks a minute for this number (default `CONTACT_CHECKS_PER_MINUTE`).")
+
+    @property
+    def active(self) -> bool:
+        return bool(self.min_gap_seconds or self.jitter_seconds or self.typing or self.daily_cap)
+
+
 class AccountOptions(BaseModel):
     """Per-account behaviour."""
 
@@ -130,6 +153,7 @@ class AccountOptions(BaseModel):
         default="refuse",
         description="Web accounts: `refuse` interactive messages (buttons, lists) with a clear error, or send them "
                     "as numbered text whose numeric reply comes back as the matching interactive reply.")
+    pacing: Pacing = Field(default_factory=Pacing, description="Web accounts: send pacing (anti-ban).")
 
 
 class NewWebhookSettings(WebhookSettings):

@@ -12,6 +12,15 @@ from core.models.common import Role
 TENANT_PATTERN = r"^[a-z0-9][a-z0-9_-]{1,62}$"
 
 
+class RateLimit(BaseModel):
+    """A key's own request rate, instead of its role's (`API_RATE_LIMITS`): a token bucket."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    per_second: float = Field(gt=0, le=1000, description="Tokens added per second (sustained requests per second).")
+    burst: int = Field(ge=1, le=10_000, description="Bucket size: requests allowed at once after a pause.")
+
+
 class ApiKeyCreate(BaseModel):
     """Body of `POST /api-keys`."""
 
@@ -26,6 +35,7 @@ class ApiKeyCreate(BaseModel):
         default=None, pattern=TENANT_PATTERN,
         description="Only for bootstrap-tenant admins: create the first key of another tenant.",
     )
+    rate_limit: RateLimit | None = Field(default=None, description="This key's rate instead of its role's.")
 
 
 
@@ -40,6 +50,7 @@ class ApiKey(BaseModel):
     prefix: str = Field(description="First characters of the key, to recognise it.")
     created_at: str
     created_by: str | None = None
+    rate_limit: RateLimit | None = Field(default=None, description="Its own rate; null: its role's.")
 
 
 class ApiKeyCreated(ApiKey):

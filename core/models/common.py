@@ -16,6 +16,11 @@ def utcnow() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def iso_of(epoch: float) -> str:
+    """An epoch time as `utcnow` writes time stamps."""
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def epoch_of(stamp: str | None) -> float | None:
     """Epoch seconds of a time stamp `utcnow` wrote (naive ones read as UTC); None when it cannot be read."""
     try:
@@ -58,6 +63,7 @@ class Principal(BaseModel):
     account_ids: tuple[str, ...] = ()
     credential: Literal["key", "jwt"] = Field(
         default="key", description="What the caller presented: the API key itself, or an access token (JWT) of it.")
+    rate_limit: str = Field(default="", description="The key's own `per_second/burst`; empty: its role's.")
 
     def can_see(self, account_id: str) -> bool:
         """Whether an account-scoped key covers this account (unscoped keys see the whole tenant)."""

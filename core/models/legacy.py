@@ -20,6 +20,7 @@ from core.models.accounts import (
     WebhookView,
 )
 from core.models.messages import Direction, MessageEdit, MessageError, MessageStatus, MessageStatusChange
+from core.models.proxies import ProxyView
 
 S = ConnectionStatus
 # legacy status (lower-cased) -> (new status, whether the number should keep running).
@@ -94,6 +95,7 @@ class Session(BaseModel):
     phone_number: str | None = None
     provider: str = "web"
     cloud: CloudView | None = None
+    proxy: ProxyView | None = None
     options: AccountOptions = Field(default_factory=AccountOptions)
     status: LegacyStatus
     status_reason: str | None = None
@@ -137,6 +139,7 @@ class SessionMessage(BaseModel):
     reactions: dict[str, str] = Field(default_factory=dict)
     edits: list[MessageEdit] = Field(default_factory=list)
     revoked: bool = False
+    scheduled_at: str | None = None
     created_at: str
     updated_at: str
 

@@ -69,6 +69,8 @@ class Message(BaseModel):
     reactions: dict[str, str] = Field(default_factory=dict, description="Emoji by reacting number (or `me`).")
     edits: list[MessageEdit] = Field(default_factory=list, description="Later versions of the text, oldest first.")
     revoked: bool = Field(default=False, description="Deleted for everyone.")
+    scheduled_at: str | None = Field(default=None, description="Held back by the account's pacing (minimum gap, "
+                                                               "daily cap) until this time; null: not paced.")
     created_at: str
     updated_at: str
 

@@ -42,18 +42,21 @@ class ContactRepository:
         """Count one check against this minute's budget; 0 when allowed, else seconds until the next minute."""
         return self.take_budget(account_id, "", per_minute)
 
-    def take_budget(self, account_id: str, name: str, per_minute: int) -> int:
-        """Count one use of the account's `name` budget this minute (fixed window in the contacts table): 0 when
-        allowed, else the seconds until the next minute."""
-        minute = int(time.time() // 60)
-        key = f"{RATE_PREFIX}{name}#{minute}" if name else f"{RATE_PREFIX}{minute}"
+    def take_budget(self, account_id: str, name: str, limit: int, *, window: int = 60,
+                    now: float | None = None) -> int:
+        """Count one use of the account's `name` budget (at most `limit` in each fixed window of `window` seconds
+        from the epoch; a row in the contacts table): 0 when allowed, else the seconds until the next window."""
+        now = time.time() if now is None else now
+        slot = int(now // window)
+        scope = f"{name}#" if name else ""
+        key = f"{RATE_PREFIX}{scope}{slot}" if window == 60 else f"{RATE_PREFIX}{scope}{window}#{slot}"
         try:
             ContactItem(account_id, key).update(
-                actions=[ContactItem.checks.add(1), ContactItem.expires_at.set(minute * 60 + 180)],
-                condition=ContactItem.checks.does_not_exist() | (ContactItem.checks < per_minute))
+                actions=[ContactItem.checks.add(1), ContactItem.expires_at.set((slot + 1) * window + 120)],
+                condition=ContactItem.checks.does_not_exist() | (ContactItem.checks < limit))
         except UpdateError as exc:
             if is_conditional(exc):
-                return max(1, (minute + 1) * 60 - int(time.time()))
+                return max(1, (slot + 1) * window - int(now))
             raise
         return 0
 

@@ -132,6 +132,19 @@ class MessageRepository:
         return self.transition(item, MessageStatus.SENDING, allowed_from={MessageStatus.QUEUED}, extra=extra,
                                token=token)
 
+    def schedule(self, item: MessageItem, at: str, token: int) -> bool:
+        """Pacing holds a queued message back until `at` (fenced; a message no longer queued is left alone)."""
+        try:
+            item.update(actions=[MessageItem.scheduled_at.set(at), MessageItem.fence.set(token),
+                                 MessageItem.updated_at.set(utcnow())],
+                        condition=MessageItem.status.is_in(MessageStatus.QUEUED.value) & _fence_ok(token))
+        except UpdateError as exc:
+            if is_conditional(exc):
+                return False
+            raise
+        item.scheduled_at = at
+        return True
+
     def count_attempt(self, item: MessageItem, token: int) -> bool:
         """One more hand-over to WhatsApp Web (only real attempts count; waiting does not)."""
         try:

@@ -146,6 +146,7 @@ class MessageItem(Model):
     reactions = MapAttribute[str, Any](default=dict, null=True)  # reacting number (or "me") → emoji
     edits = ListAttribute[Any](default=list, null=True)  # [{body, at}] later versions, oldest first
     revoked_at = UnicodeAttribute(null=True)
+    scheduled_at = UnicodeAttribute(null=True)  # held back by pacing until then
     created_at = UnicodeAttribute()
     updated_at = UnicodeAttribute()
     expires_at = NumberAttribute(null=True)  # TTL, epoch seconds
@@ -178,6 +179,8 @@ class ApiKeyItem(Model):
     prefix = UnicodeAttribute()
     created_at = UnicodeAttribute()
     created_by = UnicodeAttribute(null=True)
+    rate_per_second = NumberAttribute(null=True)  # its own rate limit (else its role's)
+    rate_burst = NumberAttribute(null=True)
 
     tenant_index = ApiKeyTenantIndex()
 
@@ -403,6 +406,17 @@ class AuditItem(Model):
     account_index = AuditAccountIndex()
 
 
+class RateBucketItem(Model):
+    """One token bucket of the API's rate limiter (core/store/rate_limits.py): its theoretical arrival time."""
+
+    class Meta(_Meta):
+        pass
+
+    bucket = UnicodeAttribute(hash_key=True)
+    tat_ms = NumberAttribute()  # when the bucket is full again, epoch milliseconds
+    expires_at = NumberAttribute()  # TTL, epoch seconds: an idle bucket is full, its row is not needed
+
+
 def bind(settings: Settings) -> None:
     """Point every model at the configured table names, region and endpoint."""
     names: dict[type[Model], str] = {
@@ -419,6 +433,7 @@ def bind(settings: Settings) -> None:
         RealtimeItem: settings.realtime_table,
         RecentEventItem: settings.recent_events_table,
         AuditItem: settings.audit_table,
+        RateBucketItem: settings.rate_limits_table,
     }
     for model, name in names.items():
         model.Meta.table_name = name

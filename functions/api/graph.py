@@ -20,14 +20,15 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from core.errors import DomainError
+from core.errors import DomainError, RateLimited
 from core.models.common import Principal
 from core.models.graph import GraphErrorBody, GraphErrorData, GraphErrorDetail
 from core.observability import logger, metrics, tracer
-from functions.api import audit
+from functions.api import audit, limits
 from functions.api.context import correlation_id_of
 from functions.api.errors import error_response, is_dependency_outage
 from functions.service import graph_compat as compat
+from functions.service import rate_limits
 from functions.service.api_keys import authenticate, presented_key
 from functions.service.context import services
 from functions.service.graph_compat import GraphFailure
@@ -35,6 +36,7 @@ from functions.service.graph_compat import GraphFailure
 app = APIGatewayRestResolver()
 # The key checked in this function (no authorizer puts it in the event), for the audit hook after the answer.
 _caller_of_request: ContextVar[Principal | None] = ContextVar("graph_caller", default=None)
+_rate_headers: ContextVar[dict[str, str]] = ContextVar("graph_rate_headers", default={})  # noqa: B039 - never mutated
 
 
 class RouteNotFound(Exception):
@@ -81,6 +83,11 @@ def _caller(version: str) -> Principal:
     principal = authenticate(services(), presented_key(app.current_event.headers))
     logger.append_keys(tenant_id=principal.tenant_id, key_id=principal.key_id)
     _caller_of_request.set(principal)
+    decision = rate_limits.take(services(), principal)  # the key's bucket, shared with the REST API
+    if decision is not None:
+        _rate_headers.set(rate_limits.headers(decision))
+        if not decision.allowed:
+            raise RateLimited("too many requests for this API key", retry_after=decision.retry_after)
     return principal
 
 
@@ -190,6 +197,7 @@ def unexpected(exc: Exception) -> Response[str]:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Resolve one API Gateway REST proxy event of a Cloud API compatibility route."""
     _caller_of_request.set(None)
-    response = app.resolve(event, context)
+    _rate_headers.set({})
+    response = limits.with_headers(app.resolve(event, context), _rate_headers.get())
     audit.record_request(event, response, _caller_of_request.get())
     return response

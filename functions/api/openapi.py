@@ -17,7 +17,8 @@ STAGE_PATH = "/v1"
 COMMON_ERRORS = {
     400: "Bad request: a body that is not JSON, a cursor this API did not issue, ...",
     422: "Validation error: `details` lists each problem",
-    429: "Too many requests: retry after `Retry-After` seconds",
+    429: "Too many requests (the API key's rate limit, see the `RateLimit` headers, or a per-account budget): "
+         "retry after `Retry-After` seconds",
     503: "A storage or queue service is unavailable: retry after `Retry-After` seconds",
 }
 #: Statuses of routes behind the authorizer.

@@ -45,5 +45,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             "key_id": principal.key_id,
             "account_ids": ",".join(principal.account_ids),
             "credential": principal.credential,
+            "rate_limit": principal.rate_limit,
         },
     }

@@ -16,7 +16,7 @@ import jwt
 
 from core.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized
 from core.ids import ulid
-from core.models.api_keys import AccessToken, ApiKey, ApiKeyCreate, ApiKeyCreated
+from core.models.api_keys import AccessToken, ApiKey, ApiKeyCreate, ApiKeyCreated, RateLimit
 from core.models.common import Principal, Role, utcnow
 from core.store.tables import ApiKeyItem
 from functions.service.context import Services
@@ -44,12 +44,21 @@ def _view(item: ApiKeyItem) -> ApiKey:
         key_id=item.key_id, name=item.name, role=Role(item.role), tenant_id=item.tenant_id,
         account_ids=sorted(item.account_ids or []), prefix=item.prefix, created_at=item.created_at,
         created_by=item.created_by,
+        rate_limit=RateLimit(per_second=float(item.rate_per_second), burst=int(item.rate_burst or 1))
+        if item.rate_per_second else None,
     )
+
+
+def _principal(item: ApiKeyItem, credential: str) -> Principal:
+    rate = f"{float(item.rate_per_second):g}/{int(item.rate_burst or 1)}" if item.rate_per_second else ""
+    return Principal(key_id=item.key_id, tenant_id=item.tenant_id, role=Role(item.role),
+                     account_ids=tuple(sorted(item.account_ids or [])),
+                     credential="jwt" if credential == "jwt" else "key", rate_limit=rate)
 
 
 def issue_key(
     svc: Services, *, tenant_id: str, name: str, role: Role, account_ids: list[str] | None,
-    created_by: str | None,
+    created_by: str | None, rate_limit: RateLimit | None = None,
 ) -> ApiKeyCreated:
     """Create and store a key; the returned model is the only place the secret ever appears."""
     key_ulid = ulid()
@@ -58,6 +67,8 @@ def issue_key(
         f"key_{key_ulid}", tenant_id=tenant_id, name=name, role=role.value,
         account_ids=set(account_ids) if account_ids else None, key_hash=hash_key(api_key),
         prefix=api_key[:12], created_at=utcnow(), created_by=created_by,
+        rate_per_second=rate_limit.per_second if rate_limit else None,
+        rate_burst=rate_limit.burst if rate_limit else None,
     )
     svc.api_keys.put(item)
     return ApiKeyCreated(**_view(item).model_dump(), api_key=api_key)
@@ -84,8 +95,7 @@ def authenticate(svc: Services, api_key: str | None) -> Principal:
     item = svc.api_keys.get(key_id) if key_id else None
     if item is None or not hmac.compare_digest(item.key_hash, hash_key(api_key or "")):
         raise Unauthorized("missing or invalid API key", code="unauthorized")
-    return Principal(key_id=item.key_id, tenant_id=item.tenant_id, role=Role(item.role),
-                     account_ids=tuple(sorted(item.account_ids or [])))
+    return _principal(item, "key")
 
 
 def issue_token(svc: Services, principal: Principal, *, now: float | None = None) -> AccessToken:
@@ -126,8 +136,7 @@ def _authenticate_token(svc: Services, token: str) -> Principal:
     if item is None or (item.tenant_id, item.role, sorted(item.account_ids or [])) != (
             claims["tenant"], claims["role"], claims["accounts"]):
         raise Unauthorized("invalid access token: its API key was revoked", code="unauthorized")
-    return Principal(key_id=item.key_id, tenant_id=item.tenant_id, role=Role(item.role),
-                     account_ids=tuple(sorted(item.account_ids or [])), credential="jwt")
+    return _principal(item, "jwt")
 
 
 def _require_key_admin(principal: Principal) -> None:
@@ -158,7 +167,7 @@ def create_key(svc: Services, principal: Principal, body: ApiKeyCreate) -> ApiKe
                 raise InvalidRequest(f"account {account_id} not found in this tenant",
                                      code="unknown_account", details={"account_id": account_id}) from None
     return issue_key(svc, tenant_id=tenant_id, name=body.name, role=body.role,
-                     account_ids=body.account_ids, created_by=principal.key_id)
+                     account_ids=body.account_ids, created_by=principal.key_id, rate_limit=body.rate_limit)
 
 
 def list_keys(svc: Services, principal: Principal) -> list[ApiKey]:

@@ -1,7 +1,8 @@
 """Contacts: "is this number on WhatsApp?", asked of the account's own WhatsApp Web page.
 
 Bulk number checks are a classic reason WhatsApp bans accounts, so answers are cached (`contact_cache_hours`)
-and each account may ask at most `contact_checks_per_minute` new numbers a minute (429 beyond).
+and each account may ask at most `contact_checks_per_minute` new numbers a minute (429 beyond), or its own
+`options.pacing.checks_per_minute`.
 """
 
 from __future__ import annotations
@@ -13,11 +14,20 @@ from core.models.accounts import ConnectionStatus
 from core.models.common import Principal
 from core.models.contacts import ContactCheck
 from core.models.validators import normalise_phone
-from core.store.tables import ContactItem
+from core.store.accounts import plain
+from core.store.tables import AccountItem, ContactItem
 from functions.service.accounts import load
 from functions.service.context import Services
 
 WAIT_SECONDS = 10.0  # how long the API waits for the page's answer before "ask again" (503 + Retry-After)
+
+
+def _checks_per_minute(svc: Services, account: AccountItem) -> int:
+    """The account's own cap (`options.pacing.checks_per_minute`), else the stack's."""
+    options = plain(account.options) if getattr(account, "options", None) else {}
+    pacing = options.get("pacing") if isinstance(options, dict) else None
+    own = pacing.get("checks_per_minute") if isinstance(pacing, dict) else None
+    return int(own) if isinstance(own, int | float) and own >= 1 else svc.settings.contact_checks_per_minute
 
 
 def exists(svc: Services, principal: Principal, account_id: str, phone: str) -> ContactCheck:
@@ -32,9 +42,10 @@ def exists(svc: Services, principal: Principal, account_id: str, phone: str) -> 
         return _view(cached, cached=True)
     if account.connection_status != ConnectionStatus.WORKING.value:
         raise Conflict("the account must be connected (WORKING) to check numbers", code="account_not_connected")
-    wait = svc.contacts.take_check(account_id, svc.settings.contact_checks_per_minute)
+    per_minute = _checks_per_minute(svc, account)
+    wait = svc.contacts.take_check(account_id, per_minute)
     if wait:
-        raise RateLimited(f"at most {svc.settings.contact_checks_per_minute} number checks a minute per account "
+        raise RateLimited(f"at most {per_minute} number checks a minute for this account "
                           "(bulk checks get WhatsApp accounts banned)", retry_after=wait,
                           code="contact_checks_rate_limited")
     svc.contacts.request(account_id, number, svc.settings.contact_cache_hours)

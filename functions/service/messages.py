@@ -73,7 +73,7 @@ def to_view(item: MessageItem, svc: Services | None = None) -> Message:
             edits.append(MessageEdit.model_validate(dict(entry)))
     return Message(
         message_id=item.message_id, account_id=item.account_id, from_lid=item.from_lid,
-        reactions=reactions, edits=edits, revoked=bool(item.revoked_at),
+        reactions=reactions, edits=edits, revoked=bool(item.revoked_at), scheduled_at=item.scheduled_at,
         direction=Direction.INBOUND if item.direction == Direction.INBOUND.value else Direction.OUTBOUND,
         status=status, type=str(item.type or "unknown")[:64], to=item.to, from_number=item.from_number,
         content=content, client_reference=item.client_reference, wa_message_id=item.wa_message_id, error=error,

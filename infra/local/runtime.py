@@ -19,6 +19,9 @@ from infra.local.sqs_mapping import SqsPoller
 #: What the local stack lets webhooks and media downloads reach although it is not public: the loopback
 #: receivers of `make run` and the tests. A deployment's OutboundAllowHosts parameter is empty.
 LOOPBACK_ALLOW_HOSTS = "127.0.0.1,localhost,::1"
+#: API_RATE_LIMITS for test suites and benchmarks whose own traffic is not about rate limits (those tests give
+#: their keys a rate of their own); `make run` keeps the template's defaults.
+GENEROUS_API_RATES = "viewer=5000/20000,operator=5000/20000,admin=5000/20000"
 
 
 @dataclass
@@ -73,6 +76,7 @@ class LocalRuntime:
         self.config = config or RuntimeConfig()
         self.template = tpl.load_template()
         self.emulator: MotoEmulator | None = None
+        self.localstack: LocalStackProcess | None = None
         self.localstack: LocalStackProcess | None = None
         self.stack: Stack | None = None
         self.api: LocalApiGateway | None = None
@@ -177,6 +181,8 @@ class LocalRuntime:
             env["AWS_ENDPOINT_URL"] = self.endpoint_url
         if self.dynamodb_endpoint_url:
             env["AWS_ENDPOINT_URL_DYNAMODB"] = self.dynamodb_endpoint_url
+        if self.dynamodb_endpoint_url:
+            env["AWS_ENDPOINT_URL_DYNAMODB"] = self.dynamodb_endpoint_url
         if self.ws is not None:
             env.update({"REALTIME_URL": self.ws.url, "REALTIME_MANAGEMENT_URL": self.ws.management_url})
         env.update(self.config.extra_env)
@@ -225,6 +231,9 @@ class LocalRuntime:
         if self.emulator:
             self.emulator.stop()
             self.emulator = None
+        if self.localstack:
+            self.localstack.stop()
+            self.localstack = None
         if self.localstack:
             self.localstack.stop()
             self.localstack = None
