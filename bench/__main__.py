@@ -6,7 +6,7 @@ import importlib
 import sys
 
 BENCHMARKS = ["bench.control_plane", "bench.migration_bench", "bench.snapshots", "bench.browser_host",
-              "bench.density", "bench.fleet", "bench.messaging", "bench.realtime", "bench.cloud"]
+              "bench.density", "bench.fleet", "bench.messaging", "bench.realtime", "bench.cloud", "bench.auth"]
 
 
 def main() -> int:
