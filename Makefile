@@ -77,12 +77,27 @@ bench: install ## benchmarks: prints numbers and writes docs/benchmarks.md
 clean:
 	rm -rf $(VENV) $(SAM_VENV) $(LOCALSTACK_VENV) infra/wa-js/node_modules .pytest_cache .mypy_cache .ruff_cache
 
-# --- sam build (BuildMethod: makefile): `sam build --build-in-source` calls these -----------------------
-# Lambda wheels for the function runtime (python3.12, x86_64), whatever Python runs the build.
+# --- sam build (BuildMethod: makefile): `sam build --build-in-source` runs `make build-<LogicalId>` -------------
+# Every function ships the same code (core/, functions/) and the same dependencies: pyproject's, at the versions
+# the tests run with (requirements.lock), as wheels for Lambda's python3.12/x86_64 whatever Python runs the build.
+# They are installed once into $(LAMBDA_DEPS_CACHE)/<hash of pyproject.toml, requirements.lock and the pip flags>
+# (built aside, then renamed: parallel builds never see half of it) and hard-linked into each artifact directory
+# (copied across file systems or where cp has no -l); its files are read-only so no artifact edits them in place.
+# LAMBDA_DEPS_CACHE: where (default ~/.cache/wagate/lambda-deps); any of its folders may be deleted at any time.
 LAMBDA_PIP := --platform manylinux2014_x86_64 --implementation cp --python-version 3.12 --only-binary=:all:
-build-ApiFunction build-LegacyApiFunction build-IntegrationsApiFunction build-AuthorizerFunction build-IngressFunction build-SweeperFunction build-WebhookFunction build-DashboardFunction build-RealtimeFunction build-RealtimeFanoutFunction:
-	$(PYTHON) -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml','rb'))['project']['dependencies']))" > "$(ARTIFACTS_DIR)/requirements.txt"
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-compile $(LAMBDA_PIP) --target "$(ARTIFACTS_DIR)" -r "$(ARTIFACTS_DIR)/requirements.txt"
-	rm "$(ARTIFACTS_DIR)/requirements.txt"
-	cp -r core functions "$(ARTIFACTS_DIR)/"
+LAMBDA_DEPS_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/wagate/lambda-deps
+build-%Function:
+	@set -e; \
+	key="$$($(PYTHON) -c "import hashlib; print(hashlib.sha256(b'$(LAMBDA_PIP)' + open('pyproject.toml', 'rb').read() + open('requirements.lock', 'rb').read()).hexdigest()[:16])")"; \
+	deps="$(LAMBDA_DEPS_CACHE)/$$key"; \
+	if [ ! -d "$$deps" ]; then \
+	  echo "installing the Lambda dependencies into $$deps"; \
+	  mkdir -p "$(LAMBDA_DEPS_CACHE)"; tmp="$$(mktemp -d "$$deps.tmp.XXXXXX")"; trap 'rm -rf "$$tmp" "$$tmp.txt"' EXIT; \
+	  $(PYTHON) -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > "$$tmp.txt"; \
+	  $(PYTHON) -m pip install --quiet --disable-pip-version-check --no-compile $(LAMBDA_PIP) -c requirements.lock --target "$$tmp" -r "$$tmp.txt"; \
+	  rm -rf "$$tmp/bin" "$$tmp/share"; find "$$tmp" -type f -exec chmod a-w {} +; \
+	  $(PYTHON) -c "import os, sys; os.rename(sys.argv[1], sys.argv[2])" "$$tmp" "$$deps" 2>/dev/null || true; \
+	fi; \
+	cp -al "$$deps/." "$(ARTIFACTS_DIR)/" 2>/dev/null || cp -R "$$deps/." "$(ARTIFACTS_DIR)/"
+	cp -R core functions "$(ARTIFACTS_DIR)/"
 	find "$(ARTIFACTS_DIR)/core" "$(ARTIFACTS_DIR)/functions" -name __pycache__ -prune -exec rm -rf {} +
