@@ -1,4 +1,5 @@
-"""`wagate migrate sessions-to-accounts`: argument parsing and the entry point `infra.cli` dispatches to."""
+"""`wagate migrate sessions-to-accounts` and `reseal-legacy-credentials`: argument parsing and the entry point
+`infra.cli` dispatches to."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from core.config import Settings
+from core.errors import DependencyFailure
 from infra.migration.runner import Options, run
 
 DEFAULT_LOG_TABLE = "wagate-migrations"
@@ -32,6 +34,21 @@ def register(subparsers: Any) -> None:
                     "See docs/migration.md.")
     add_arguments(parser)
     parser.set_defaults(func=run_sessions_to_accounts)
+    settings = Settings.from_env()
+    reseal = commands.add_parser(
+        "reseal-legacy-credentials",
+        help="Encrypt legacy credentials that migrations before sealing left in metadata.legacy.",
+        description="Accounts migrated before legacy credentials were sealed keep whatsapp-web.js session_data "
+                    "and unknown columns in plaintext in metadata.legacy (never shown by the API). This moves them "
+                    "into legacy_secrets, KMS-encrypted for no function to read. Dry run unless --apply.")
+    reseal.add_argument("--apply", action="store_true", help="write (default: report what would be sealed)")
+    reseal.add_argument("--accounts-table", default=settings.accounts_table,
+                        help="the accounts table (default: $ACCOUNTS_TABLE or %(default)s)")
+    reseal.add_argument("--endpoint-url", default=settings.endpoint_url,
+                        help="AWS endpoint (default: $AWS_ENDPOINT_URL)")
+    reseal.add_argument("--kms-key-id", default=settings.snapshot_key_id or None,
+                        help="KMS key to seal with (default: $SNAPSHOT_KEY_ID, the stack's key)")
+    reseal.set_defaults(func=run_reseal)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -109,6 +126,28 @@ def run_sessions_to_accounts(args: argparse.Namespace) -> int:
     if args.mode == "dry-run":
         return 0
     return 0 if report.ok else 1
+
+
+def run_reseal(args: argparse.Namespace) -> int:
+    """0 when nothing is left in plaintext (or a dry run), 1 when accounts changed meanwhile, 2 on errors."""
+    import boto3
+
+    from infra.migration.reseal import reseal
+
+    logging.getLogger("botocore").setLevel(logging.WARNING)
+    if args.apply and not args.kms_key_id:
+        print("error: --kms-key-id is required with --apply (or set $SNAPSHOT_KEY_ID)", file=sys.stderr)
+        return 2
+    region = Settings.from_env().region
+    try:
+        report = reseal(boto3.client("dynamodb", region_name=region, endpoint_url=args.endpoint_url),
+                        boto3.client("kms", region_name=region, endpoint_url=args.endpoint_url),
+                        args.accounts_table, args.kms_key_id or "", apply=args.apply)
+    except (ValueError, OSError, ClientError, BotoCoreError, DependencyFailure) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(report.to_text(args.apply))
+    return 1 if report.changed_meanwhile else 0
 
 
 def main(argv: list[str] | None = None) -> int:
