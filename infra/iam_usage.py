@@ -107,7 +107,8 @@ USAGE: Usage = {
     },
     "DashboardFunction": {},  # static files: no AWS access
     "SweeperFunction": {  # functions/service/sweeper.py, and cleanup.py (give_up, tombstones, leftovers, leases)
-        "AccountsTable": {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
+        "AccountsTable": {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+                          "dynamodb:Scan"},  # Scan: the census behind the AccountsWorking/... metrics
         "AccountsTable/index": {"dynamodb:Query"},  # failing / tombstones (desired-state-index)
         "LeasesTable": {"dynamodb:GetItem", "dynamodb:Scan", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
         "MessagesTable": {"dynamodb:GetItem", "dynamodb:UpdateItem"}, "MessagesTable/index": {"dynamodb:Query"},
@@ -283,7 +284,7 @@ KNOWN_UNUSED: Usage = {
         "RecentEventsTable/index": _ddb('BatchGetItem', 'DescribeTable', 'GetItem', 'Query', 'Scan'),
     },
     "SweeperFunction": {
-        "AccountsTable": _ddb('DescribeTable', 'Query', 'Scan'),
+        "AccountsTable": _ddb('DescribeTable', 'Query'),
         "AccountsTable/index": _ddb('BatchGetItem', 'DescribeTable', 'GetItem', 'Scan'),
         "EventsQueue": {'sqs:SendMessage', 'sqs:SendMessageBatch'},
         "LeasesTable": _ddb('BatchGetItem', 'DescribeTable', 'Query'),

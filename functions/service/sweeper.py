@@ -11,6 +11,7 @@ from core.ids import id_floor
 from core.models.accounts import ConnectionStatus
 from core.models.messages import MessageStatus
 from core.observability import logger
+from core.store.health import account_census
 from core.store.tables import AccountItem, MessageItem
 from functions.service import cloud_accounts as cloud
 from functions.service.cleanup import CleanupResult, cleanup
@@ -39,6 +40,19 @@ def run(svc: Services, now: float | None = None) -> tuple[SweepResult, CleanupRe
     except Exception:  # noqa: BLE001 - AWS trouble or a bug in one rule: the next run starts over
         logger.exception("cleanup failed")
         return swept, None
+
+
+#: CloudWatch metric of each connection status (the fleet dashboard's "accounts by status").
+STATUS_METRICS = {status: "Accounts" + status.value.title().replace("_", "") for status in ConnectionStatus}
+
+
+def accounts_by_status() -> dict[ConnectionStatus, int]:
+    """How many accounts (deleted ones aside) are in each connection status: one projected scan per run."""
+    counts = dict.fromkeys(ConnectionStatus, 0)
+    for item in account_census().accounts:
+        if not item.deleted_at and item.connection_status in ConnectionStatus.__members__:
+            counts[ConnectionStatus(item.connection_status)] += 1
+    return counts
 
 
 def sweep(svc: Services, now: float | None = None) -> SweepResult:

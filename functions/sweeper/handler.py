@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from core.observability import logger, metrics, tracer
 from functions.service.context import services
-from functions.service.sweeper import run
+from functions.service.sweeper import STATUS_METRICS, accounts_by_status, run
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -26,5 +26,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
                       leases_expired=cleaned.leases_expired)
         if cleaned.gave_up:
             metrics.add_metric(name="AccountsGaveUp", unit="Count", value=len(cleaned.gave_up))
+    try:  # the fleet dashboard's accounts by status; never holds up the sweep
+        for status, count in accounts_by_status().items():
+            metrics.add_metric(name=STATUS_METRICS[status], unit="Count", value=count)
+    except Exception:  # noqa: BLE001 - a failed census only leaves a gap in the graph
+        logger.exception("account census failed")
     logger.info("sweep done", extra=answer)
     return answer

@@ -322,3 +322,21 @@ def test_the_scheduled_run_sweeps_then_cleans(svc: Services) -> None:
 
     swept, cleaned = run(svc)
     assert swept.checked >= 0 and cleaned is not None
+
+
+def test_the_sweeper_counts_accounts_by_status_for_the_dashboard(tenant_admin: Api, runtime: Any) -> None:
+    from functions.service.sweeper import STATUS_METRICS, accounts_by_status
+    from functions.sweeper.handler import lambda_handler
+    from infra.local.lambda_runtime import LambdaContext
+
+    before = accounts_by_status()
+    first = create_account(tenant_admin, "counted")["account_id"]
+    create_account(tenant_admin, "counted too")
+    after = accounts_by_status()
+    assert after[ConnectionStatus.STOPPED] == before[ConnectionStatus.STOPPED] + 2
+    assert tenant_admin.delete(f"/accounts/{first}").status_code in {202, 204}
+    assert accounts_by_status()[ConnectionStatus.STOPPED] == before[ConnectionStatus.STOPPED] + 1
+    assert set(STATUS_METRICS.values()) == {"AccountsStopped", "AccountsStarting", "AccountsScanQrCode",
+                                            "AccountsWorking", "AccountsFailed"}
+    answer = lambda_handler({}, LambdaContext(function_name="SweeperFunction", timeout_seconds=60))
+    assert "checked" in answer  # the handler emits them (EMF) without holding up the sweep
