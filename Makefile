@@ -82,7 +82,8 @@ clean:
 # the tests run with (requirements.lock), as wheels for Lambda's python3.12/x86_64 whatever Python runs the build.
 # They are installed once into $(LAMBDA_DEPS_CACHE)/<hash of pyproject.toml, requirements.lock and the pip flags>
 # (built aside, then renamed: parallel builds never see half of it) and hard-linked into each artifact directory
-# (copied across file systems or where cp has no -l); its files are read-only so no artifact edits them in place.
+# (copied across file systems or where cp has no -l): world-readable, as Lambda needs, and read-only, so that no
+# artifact edits the cache in place.
 # LAMBDA_DEPS_CACHE: where (default ~/.cache/wagate/lambda-deps); any of its folders may be deleted at any time.
 LAMBDA_PIP := --platform manylinux2014_x86_64 --implementation cp --python-version 3.12 --only-binary=:all:
 LAMBDA_DEPS_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/wagate/lambda-deps
@@ -95,7 +96,7 @@ build-%Function:
 	  mkdir -p "$(LAMBDA_DEPS_CACHE)"; tmp="$$(mktemp -d "$$deps.tmp.XXXXXX")"; trap 'rm -rf "$$tmp" "$$tmp.txt"' EXIT; \
 	  $(PYTHON) -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > "$$tmp.txt"; \
 	  $(PYTHON) -m pip install --quiet --disable-pip-version-check --no-compile $(LAMBDA_PIP) -c requirements.lock --target "$$tmp" -r "$$tmp.txt"; \
-	  rm -rf "$$tmp/bin" "$$tmp/share"; find "$$tmp" -type f -exec chmod a-w {} +; \
+	  rm -rf "$$tmp/bin" "$$tmp/share"; chmod -R a+rX "$$tmp"; find "$$tmp" -type f -exec chmod a-w {} +; \
 	  $(PYTHON) -c "import os, sys; os.rename(sys.argv[1], sys.argv[2])" "$$tmp" "$$deps" 2>/dev/null || true; \
 	fi; \
 	cp -al "$$deps/." "$(ARTIFACTS_DIR)/" 2>/dev/null || cp -R "$$deps/." "$(ARTIFACTS_DIR)/"

@@ -6,6 +6,7 @@ dependency cache (LAMBDA_DEPS_CACHE, ~/.cache/wagate/lambda-deps) like a user's 
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -87,10 +88,10 @@ def test_every_function_of_the_template_has_an_artifact(
     assert template_functions, "no AWS::Serverless::Function in template.yaml"
     for logical_id in template_functions:
         artifact = build_dir / logical_id
-        assert (artifact / "core").is_dir() and (artifact / "functions").is_dir(), logical_id
+        assert all((artifact / package).is_dir() for package in OUR_PACKAGES), logical_id
 
 
-def test_artifacts_carry_no_tests_virtualenvs_or_bytecode(
+def test_artifacts_are_readable_and_carry_no_tests_virtualenvs_or_bytecode(
         build_dir: Path, template_functions: dict[str, dict[str, Any]]) -> None:
     for logical_id in template_functions:
         artifact = build_dir / logical_id
@@ -101,24 +102,48 @@ def test_artifacts_carry_no_tests_virtualenvs_or_bytecode(
         bloat = [str(f.relative_to(artifact)) for f in files
                  if "__pycache__" in f.parts or f.suffix == ".pyc" or "tests" in f.relative_to(artifact).parts[:2]]
         assert bloat == [], f"{logical_id}: {bloat[:10]}"
+        # Lambda runs the code as another user than the archive's owner: everything must be readable by all
+        unreadable = [str(f.relative_to(artifact)) for f in files if f.stat().st_mode & 0o444 != 0o444]
+        unreadable += [str(Path(d).relative_to(artifact)) for d, _, _ in os.walk(artifact)
+                       if os.stat(d).st_mode & 0o555 != 0o555]
+        assert unreadable == [], f"{logical_id}: {unreadable[:10]}"
         size = sum(f.stat().st_size for f in files)
         assert size < MAX_ARTIFACT_BYTES, f"{logical_id} is {size / 1e6:.1f} MB"
 
 
-def _import_handler(python: Path, artifact: Path, handler: str, env: dict[str, str]) -> str | None:
-    """None when `handler` imports from `artifact` and the standard library only, else what went wrong."""
-    module, _, function = handler.rpartition(".")
-    # -I: no PYTHON* variables, user site or current folder; -S: no site-packages; -B: leave the artifact as built
-    check = (f"import sys; sys.path.insert(0, {str(artifact)!r}); import importlib; "
-             f"assert callable(getattr(importlib.import_module({module!r}), {function!r}))")
-    result = subprocess.run([str(python), "-I", "-S", "-B", "-c", check], capture_output=True, text=True,
-                            env=env, cwd=artifact, timeout=120)
-    return None if result.returncode == 0 else result.stderr[-3000:]
+class TaskRoot:
+    """A fixed path (Lambda's /var/task) that points at one artifact at a time, with bytecode kept outside it.
+
+    The artifacts are the same files at different paths; reached through one path, the dependencies compile
+    once rather than once per function. A module missing from the artifact still fails: Python looks for the
+    source first, and only then for its cached bytecode.
+    """
+
+    def __init__(self, python: Path, folder: Path) -> None:
+        self.python, self.link, self.bytecode = python, folder / "task", folder / "bytecode"
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def import_handler(self, artifact: Path, handler: str, env: dict[str, str]) -> str | None:
+        """None when `handler` imports from `artifact` and the standard library only, else what went wrong."""
+        self.link.unlink(missing_ok=True)
+        self.link.symlink_to(artifact, target_is_directory=True)
+        module, _, function = handler.rpartition(".")
+        check = (f"import sys; sys.path.insert(0, {str(self.link)!r}); import importlib; "
+                 f"assert callable(getattr(importlib.import_module({module!r}), {function!r}))")
+        # -I: no PYTHON* variables, user site or current folder; -S: no site-packages
+        result = subprocess.run([str(self.python), "-I", "-S", "-X", f"pycache_prefix={self.bytecode}", "-c", check],
+                                capture_output=True, text=True, env=env, cwd=self.link.parent, timeout=120)
+        return None if result.returncode == 0 else result.stderr[-3000:]
+
+
+@functools.cache
+def _parameters() -> dict[str, Any]:
+    return dict(load_template().get("Parameters", {}))
 
 
 def _lambda_env(props: dict[str, Any]) -> dict[str, str]:
     """The variables Lambda would set: the template's (parameters at their defaults, other references made up)."""
-    parameters = load_template().get("Parameters", {})
+    parameters = _parameters()
 
     def value(name: str, declared: Any) -> str:
         if isinstance(declared, str):
@@ -131,17 +156,25 @@ def _lambda_env(props: dict[str, Any]) -> dict[str, str]:
 
 
 def test_each_handler_imports_from_its_artifact_alone(
-        build_dir: Path, template_functions: dict[str, dict[str, Any]]) -> None:
+        build_dir: Path, template_functions: dict[str, dict[str, Any]], tmp_path: Path) -> None:
     # Given the runtime's Python with no site-packages, and each function's artifact as its only path
     runtimes = {props["Runtime"] for props in template_functions.values()}
     assert len(runtimes) == 1, runtimes
     python = _runtime_python(runtimes.pop())
-    # When each function's handler module is imported (in parallel: each import compiles a cold tree)
-    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
-        failures = {lid: pool.submit(_import_handler, python, build_dir / lid, props["Handler"], _lambda_env(props))
-                    for lid, props in template_functions.items()}
-        errors = {lid: error for lid, future in failures.items() if (error := future.result()) is not None}
+    lanes = max(2, os.cpu_count() or 2)
+    roots = [TaskRoot(python, tmp_path / f"lane{i}") for i in range(lanes)]
+    ids = sorted(template_functions)
+
+    def run_lane(i: int) -> dict[str, str | None]:
+        return {lid: roots[i].import_handler(build_dir / lid, template_functions[lid]["Handler"],
+                                             _lambda_env(template_functions[lid])) for lid in ids[i::lanes]}
+
+    # When each function's handler module is imported
+    with ThreadPoolExecutor(max_workers=lanes) as pool:
+        results = {lid: error for lane in pool.map(run_lane, range(lanes)) for lid, error in lane.items()}
     # Then every one imports: the artifact holds every dependency the handler needs
+    assert sorted(results) == ids
+    errors = {lid: error for lid, error in results.items() if error is not None}
     assert errors == {}, "\n\n".join(f"{lid}:\n{error}" for lid, error in errors.items())
 
 
@@ -149,10 +182,12 @@ def test_a_missing_dependency_is_caught(build_dir: Path, template_functions: dic
                                         tmp_path: Path) -> None:
     # Given a copy of the API function's artifact without pydantic
     props = template_functions["ApiFunction"]
-    python = _runtime_python(props["Runtime"])
     artifact = tmp_path / "ApiFunction"
     shutil.copytree(build_dir / "ApiFunction", artifact, symlinks=True, copy_function=os.link,
                     ignore=shutil.ignore_patterns("pydantic", "pydantic-*.dist-info"))
-    # Then its handler does not import
-    error = _import_handler(python, artifact, props["Handler"], _lambda_env(props))
-    assert error is not None and "pydantic" in error
+    # When its handler is imported through a task root whose bytecode cache has seen the whole artifact
+    root = TaskRoot(_runtime_python(props["Runtime"]), tmp_path / "lane")
+    assert root.import_handler(build_dir / "ApiFunction", props["Handler"], _lambda_env(props)) is None
+    error = root.import_handler(artifact, props["Handler"], _lambda_env(props))
+    # Then it fails on the missing package
+    assert error is not None and "No module named 'pydantic'" in error
