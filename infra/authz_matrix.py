@@ -105,6 +105,10 @@ ROWS: tuple[Row, ...] = (
     row("DELETE", "/api-keys/{key_id}", "403 403 204 204 403 - 404 404"),
     row("GET", "/me", "200 200 200 200 200 - 200 200"),
     row("POST", "/auth/token", "200 200 200 403 200 - 200 403", "a token cannot renew itself (`api_key_required`)"),
+    row("PUT", "/identity-provider", "403 403 200 200 403 - 200 200",
+        "the tenant's own identity provider (admins of the whole tenant); its tokens are callers like keys"),
+    row("GET", "/identity-provider", "403 403 200 200 403 - 200 200"),
+    row("DELETE", "/identity-provider", "403 403 204 204 403 - 204 204", "each admin removes its own tenant's"),
     row("POST", "/producers", "403 403 201 201 403 - 201 201", "admins only (and `DELETE`)"),
     row("GET", "/producers", "200 200 200 200 200 - 200 200", "every key of the tenant reads producers (never a "
         "secret)"),

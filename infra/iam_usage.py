@@ -34,7 +34,7 @@ _MEDIA_READ_WRITE = {"MediaBucket/media/*": {"s3:PutObject", "s3:GetObject"}, "M
 USAGE: Usage = {
     "AuthorizerFunction": {
         **_AUDIT,  # auth.refused (functions/api/audit.py)
-        "ApiKeysTable": {"dynamodb:GetItem"},  # the key by id; the JWT signing key
+        "ApiKeysTable": {"dynamodb:GetItem"},  # the key by id; the JWT signing key; identity providers by issuer
         "SnapshotKey#wagate-jwt-key": {"kms:Decrypt"},
     },
     "ApiFunction": {  # accounts, messages, contacts (functions/service/accounts|cloud_accounts|messages|contacts)
@@ -487,6 +487,7 @@ CALL_SITES: dict[str, dict[str, int]] = {
     'core/store/conditions.py': {'TransactWrite': 1, 'item.condition_check': 1, 'item.save': 1, 'item.update': 1},
     'core/store/contacts.py': {'ContactItem().update': 2, 'ContactItem.get': 1, 'ContactItem.query': 2, 'item.delete': 1},
     'core/store/health.py': {'AccountItem.scan': 1, 'get_queue_attributes': 1, 'receive_message': 1},
+    'core/store/idp.py': {'IdentityProviderItem.get': 1, 'TransactWrite': 2, 'item.delete': 4, 'item.save': 2},
     'core/store/leases.py': {'LeaseItem().delete': 1, 'LeaseItem().save': 1, 'LeaseItem().update': 2, 'LeaseItem.get': 2, 'LeaseItem.scan': 1, 'item.update': 5},
     'core/store/media.py': {'delete_object': 1, 'delete_objects': 1, 'generate_presigned_url': 2, 'get_object': 2, 'head_object': 1, 'list_objects_v2': 1, 'put_object': 1},
     'core/store/messages.py': {'IdempotencyItem().delete': 1, 'IdempotencyItem.get': 1, 'MessageItem().update': 1, 'MessageItem.get': 2, 'MessageItem.pending_index.query': 1, 'MessageItem.query': 2, 'MessageItem.wa_message_index.query': 1, 'item.delete': 1, 'item.save': 2, 'item.update': 4},
@@ -501,6 +502,7 @@ CALL_SITES: dict[str, dict[str, int]] = {
     'functions/service/accounts.py': {'item.save': 1},
     'functions/service/api_keys.py': {'item.delete': 1},
     'functions/service/cleanup.py': {'item.delete': 1},
+    'functions/service/idp.py': {'item.delete': 1},
     'functions/service/media.py': {'item.delete': 1},
     'functions/service/producers.py': {'item.delete': 1},
     'functions/service/webhooks.py': {'item.delete': 1},

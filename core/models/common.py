@@ -61,8 +61,9 @@ class Principal(BaseModel):
     tenant_id: str
     role: Role
     account_ids: tuple[str, ...] = ()
-    credential: Literal["key", "jwt"] = Field(
-        default="key", description="What the caller presented: the API key itself, or an access token (JWT) of it.")
+    credential: Literal["key", "jwt", "idp"] = Field(
+        default="key", description="What the caller presented: the API key itself, an access token (JWT) of it, or "
+                                   "a token of the tenant's own identity provider (`idp`).")
     rate_limit: str = Field(default="", description="The key's own `per_second/burst`; empty: its role's.")
 
     def can_see(self, account_id: str) -> bool:

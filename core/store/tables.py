@@ -197,6 +197,22 @@ class SigningKeyItem(Model):
     created_at = UnicodeAttribute()
 
 
+class IdentityProviderItem(Model):
+    """A tenant's identity provider (core/store/idp.py), an item of the api-keys table keyed `idp#<sha256(issuer)>`,
+    plus one `idp-tenant#<tenant>` item naming it. `owner_tenant`, not `tenant_id`: never in a tenant's key list."""
+
+    class Meta(_Meta):
+        pass
+
+    key_id = UnicodeAttribute(hash_key=True)
+    owner_tenant = UnicodeAttribute()
+    issuer_key = UnicodeAttribute(null=True)  # on the tenant's item: the key of its provider's item
+    config = MapAttribute[str, Any](null=True)  # IdentityProviderConfig as JSON-compatible values
+    created_at = UnicodeAttribute(null=True)
+    updated_at = UnicodeAttribute(null=True)
+    updated_by = UnicodeAttribute(null=True)
+
+
 class IdempotencyItem(Model):
     """Remembers an Idempotency-Key: which message it created and a hash of the body."""
 
@@ -424,6 +440,7 @@ def bind(settings: Settings) -> None:
         MessageItem: settings.messages_table,
         ApiKeyItem: settings.api_keys_table,
         SigningKeyItem: settings.api_keys_table,
+        IdentityProviderItem: settings.api_keys_table,
         IdempotencyItem: settings.idempotency_table,
         LeaseItem: settings.leases_table,
         WebhookItem: settings.webhooks_table,

@@ -12,6 +12,7 @@ from functions.api.openapi import STAGE_PATH, RestResolver, base_path, document_
 from functions.api.routes import accounts, api_keys, contacts, legacy, me, messages, producers
 from functions.api.routes import audit as audit_routes
 from functions.api.routes import health as health_routes
+from functions.api.routes import idp as idp_routes
 from functions.api.routes import media as media_routes
 from functions.api.routes import realtime as realtime_routes
 from functions.api.routes import webhooks as webhooks_routes
@@ -35,6 +36,7 @@ def create_app() -> APIGatewayRestResolver:
     app.include_router(contacts.router)
     app.include_router(api_keys.router)
     app.include_router(me.router)
+    app.include_router(idp_routes.router)
     app.include_router(media_routes.router)
     app.include_router(producers.router)
     app.include_router(webhooks_routes.router)

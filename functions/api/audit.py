@@ -120,7 +120,7 @@ def _authorized_caller(event: dict[str, Any]) -> Principal | None:
 
 def _actor(principal: Principal) -> Actor:
     credential = getattr(principal, "credential", "key")  # `jwt` when an access token of the key was presented
-    return Actor(type=ActorType.JWT if credential == "jwt" else ActorType.KEY, id=principal.key_id)
+    return Actor(type=ActorType.JWT if credential in ("jwt", "idp") else ActorType.KEY, id=principal.key_id)
 
 
 def _answer(response: dict[str, Any]) -> Any:

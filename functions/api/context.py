@@ -27,7 +27,7 @@ def principal_in(raw: dict[str, Any] | None) -> Principal:
     scope = str(raw.get("account_ids") or "")
     return Principal(key_id=str(raw.get("key_id", "")), tenant_id=str(raw["tenant_id"]), role=Role(raw["role"]),
                      account_ids=tuple(a for a in scope.split(",") if a),
-                     credential="jwt" if raw.get("credential") == "jwt" else "key",
+                     credential=raw["credential"] if raw.get("credential") in ("jwt", "idp") else "key",
                      rate_limit=str(raw.get("rate_limit") or ""))
 
 

@@ -19,6 +19,7 @@ from core.ids import ulid
 from core.models.api_keys import AccessToken, ApiKey, ApiKeyCreate, ApiKeyCreated, RateLimit
 from core.models.common import Principal, Role, utcnow
 from core.store.tables import ApiKeyItem
+from functions.service import idp
 from functions.service.context import Services
 
 KEY_PREFIX = "wgk"
@@ -90,6 +91,9 @@ def authenticate(svc: Services, api_key: str | None) -> Principal:
     """The principal of a presented API key or access token, or Unauthorized (same answer for unknown and wrong
     keys). The one check of the authorizer and of the routes that authenticate themselves (Cloud API routes)."""
     if api_key and api_key.count(".") == 2:  # a JWT; API keys have no dots
+        issuer = idp.unverified_issuer(api_key)
+        if issuer is not None and issuer != svc.settings.jwt_issuer:  # the tenant's own identity provider's
+            return idp.authenticate_token(svc, api_key, issuer)
         return _authenticate_token(svc, api_key)
     key_id = _key_id(api_key or "")
     item = svc.api_keys.get(key_id) if key_id else None

@@ -3,8 +3,10 @@ template, and the table in docs/security.md against the data."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -49,6 +51,14 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/sessions/{session_id}/pairing-code"): {"phone_number": "15550009999"},
     ("POST", "/sessions/{session_id}/messages"): TEXT,
 }
+
+
+#: The identity-provider rows change one setting per tenant: run one at a time, each cell from a configured one.
+IDP_LOCK = threading.Lock()
+
+
+def idp_body(issuer: str) -> dict[str, Any]:
+    return {"issuer": issuer, "audience": "matrix", "jwks_url": "http://127.0.0.1:9/jwks", "roles": {"a": "admin"}}
 
 
 def png() -> bytes:
@@ -175,12 +185,18 @@ def build(root_api: Api, tenant_admin: Api) -> World:
         "other_jwt": world.bearer(world.ok(other.post("/auth/token"), 200)["access_token"]),
     }
     world.params[("tenant", "")] = {"tenant_id": tenant_id}
+    world.params[("idp", "")] = {"a": f"https://idp.example.com/{uuid.uuid4().hex}",
+                                 "b": f"https://idp.example.com/{uuid.uuid4().hex}"}
     return world
 
 
 def fresh(world: World, r: matrix.Row, caller: str) -> dict[str, str]:
     """Path parameters of a consumed resource, new for this cell (scoped callers keep their own accounts)."""
     key = (r.method, r.path)
+    if r.path == "/identity-provider" and r.method != "PUT":  # both tenants have one when the cell runs
+        issuers = world.params[("idp", "")]
+        world.ok(world.admin.request("PUT", r.path, json=idp_body(issuers["a"])), 200)
+        world.ok(world.other.request("PUT", r.path, json=idp_body(issuers["b"])), 200)
     if key not in FRESH:
         return {}
     if r.path.endswith("{key_id}"):
@@ -209,6 +225,8 @@ def request_of(world: World, r: matrix.Row, caller: str) -> tuple[str, dict[str,
     path = re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], r.path)
     kwargs: dict[str, Any] = {"headers": dict(world.headers[caller])}
     body = BODIES.get(key)
+    if key == ("PUT", "/identity-provider"):  # each tenant its own issuer
+        body = idp_body(world.params[("idp", "")]["b" if caller.startswith("other") else "a"])
     if r.path == "/{version}/{object_id}/media":
         data, content_type = multipart()
         kwargs["data"] = data
@@ -220,7 +238,11 @@ def request_of(world: World, r: matrix.Row, caller: str) -> tuple[str, dict[str,
 
 def run_row(world: World, r: matrix.Row) -> list[tuple[str, str, int | None, int, str]]:
     """(caller, path, expected, actual, body excerpt) of every applicable cell of a row, one call at a time."""
-    anonymous = world.admin.with_key(None)
+    with IDP_LOCK if r.path == "/identity-provider" else contextlib.nullcontext():
+        return run_cells(world, r, world.admin.with_key(None))
+
+
+def run_cells(world: World, r: matrix.Row, anonymous: Api) -> list[tuple[str, str, int | None, int, str]]:
     results = []
     for caller in (c.id for c in matrix.CALLERS):
         expected = r.status(caller)
