@@ -28,11 +28,19 @@ def rate_of(svc: Services, principal: Principal) -> tuple[float, int]:
     return svc.settings.api_rate_by_role.get(principal.role.value, (5.0, 20))
 
 
+def bucket_of(principal: Principal) -> str:
+    """The key's bucket; a caller of a tenant's own identity provider has one per tenant and subject (two tenants'
+    providers may issue the same subject)."""
+    if principal.credential == "idp":
+        return f"idp#{principal.tenant_id}#{principal.key_id}"
+    return f"key#{principal.key_id}"
+
+
 def take(svc: Services, principal: Principal) -> Decision | None:
     """Spend one request of the principal's key; None when the limiter could not be asked (the request passes)."""
     per_second, burst = rate_of(svc, principal)
     try:
-        decision = _limiter.take(f"key#{principal.key_id}", per_second, burst)
+        decision = _limiter.take(bucket_of(principal), per_second, burst)
     except Exception as exc:  # noqa: BLE001 - any store failure: fail open, visibly
         logger.warning("rate limiter unavailable; request allowed", extra={"error": type(exc).__name__})
         metrics.add_metric(name="RateLimiterUnavailable", unit="Count", value=1)

@@ -125,3 +125,13 @@ def test_the_limiter_spends_refills_and_says_how_long_to_wait(runtime: Any) -> N
     assert [d.allowed for d in later] == [True, False]  # one token back after one second
     fresh = RateLimiter()  # another process: no hint about the bucket, same answers
     assert fresh.take(bucket, 1.0, 3, now=now + 10).remaining == 2  # idle long enough: full again
+
+
+def test_identity_provider_callers_of_two_tenants_never_share_a_bucket() -> None:
+    from core.models.common import Principal, Role
+    from functions.service.rate_limits import bucket_of
+
+    same_subject = [Principal(key_id="idp:alice", tenant_id=t, role=Role.ADMIN, credential="idp") for t in "ab"]
+    assert bucket_of(same_subject[0]) != bucket_of(same_subject[1])
+    key = Principal(key_id="key_01", tenant_id="a", role=Role.ADMIN)
+    assert bucket_of(key) == bucket_of(key.model_copy(update={"credential": "jwt"}))  # a key and its tokens
