@@ -317,9 +317,18 @@ def test_number_checks_ask_whatsapp_once_and_are_rate_limited(
     absent = api.get(f"/accounts/{account_id}/contacts/9990001112/exists")
     assert absent.status_code == 200 and absent.json()["on_whatsapp"] is False, absent.text
 
-    # When new numbers are checked in bulk, Then past the per-minute budget the API refuses with Retry-After
-    answers = [api.get(f"/accounts/{account_id}/contacts/1555{i:07d}/exists") for i in range(12)]
+    # When new numbers are checked in bulk, Then past the per-minute budget the API refuses with Retry-After; the
+    # account's own cap (options.pacing.checks_per_minute) is 3 here: even if a minute ends during the loop, at most
+    # six of the twelve can pass
+    options = api.get(f"/accounts/{account_id}").json()["options"]
+    paced = {**options, "pacing": {**options["pacing"], "checks_per_minute": 3}}
+    assert api.patch(f"/accounts/{account_id}", json={"options": paced}).status_code == 200
+    try:
+        answers = [api.get(f"/accounts/{account_id}/contacts/1555{i:07d}/exists") for i in range(12)]
+    finally:
+        api.patch(f"/accounts/{account_id}", json={"options": options})
     limited = [a for a in answers if a.status_code == 429]
-    assert limited and limited[0].json()["code"] == "contact_checks_rate_limited"
+    assert len(limited) >= 6 and limited[0].json()["code"] == "contact_checks_rate_limited"
+    assert "at most 3 number checks a minute" in limited[0].json()["message"]
     assert 1 <= int(limited[0].headers["Retry-After"]) <= 60
     assert all(a.status_code in (200, 429) for a in answers)
