@@ -22,11 +22,7 @@ _SLOTS_MAX = 1000
 
 def pacing_of(options: Any) -> Pacing:
     """An account's pacing from its stored options (anything unreadable: no pacing)."""
-    raw = options.get("pacing") if isinstance(options, dict) else None
-    try:
-        return Pacing.model_validate(raw) if isinstance(raw, dict) else Pacing()
-    except ValueError:
-        return Pacing()
+    return Pacing.of(options)
 
 
 def typing_seconds(text: str) -> float:

@@ -143,6 +143,15 @@ class Pacing(BaseModel):
     def active(self) -> bool:
         return bool(self.min_gap_seconds or self.jitter_seconds or self.typing or self.daily_cap)
 
+    @classmethod
+    def of(cls, options: Any) -> Pacing:
+        """An account's pacing from its stored `options` map (anything unreadable: no pacing)."""
+        raw = options.get("pacing") if isinstance(options, dict) else None
+        try:
+            return cls.model_validate(raw) if isinstance(raw, dict) else cls()
+        except ValueError:
+            return cls()
+
 
 class AccountOptions(BaseModel):
     """Per-account behaviour."""

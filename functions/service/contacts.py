@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 from core.errors import Conflict, DependencyFailure, InvalidRequest, RateLimited
-from core.models.accounts import ConnectionStatus
+from core.models.accounts import ConnectionStatus, Pacing
 from core.models.common import Principal
 from core.models.contacts import ContactCheck
 from core.models.validators import normalise_phone
@@ -24,10 +24,8 @@ WAIT_SECONDS = 10.0  # how long the API waits for the page's answer before "ask 
 
 def _checks_per_minute(svc: Services, account: AccountItem) -> int:
     """The account's own cap (`options.pacing.checks_per_minute`), else the stack's."""
-    options = plain(account.options) if getattr(account, "options", None) else {}
-    pacing = options.get("pacing") if isinstance(options, dict) else None
-    own = pacing.get("checks_per_minute") if isinstance(pacing, dict) else None
-    return int(own) if isinstance(own, int | float) and own >= 1 else svc.settings.contact_checks_per_minute
+    own = Pacing.of(plain(account.options) if getattr(account, "options", None) else None).checks_per_minute
+    return own or svc.settings.contact_checks_per_minute
 
 
 def exists(svc: Services, principal: Principal, account_id: str, phone: str) -> ContactCheck:

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from infra.local.emulator import free_port
 from tests.conftest import Api, create_account
+from tests.integration.test_jwt import bearer
 
 AUDIENCE = "wagate-test"
 
@@ -93,18 +94,6 @@ class Provider:
                 "groups": ["staff"], **claims}
         body = {k: v for k, v in body.items() if v is not None}
         return jwt.encode(body, self.jwks.keys[kid], algorithm=algorithm, headers={"kid": kid, **(headers or {})})
-
-
-def bearer(api: Api, token: str) -> Api:
-    client = api.with_key(None)
-    original = client.request
-
-    def request(method: str, path: str, **kw: Any) -> Any:
-        kw["headers"] = {"Authorization": f"Bearer {token}", **(kw.get("headers") or {})}
-        return original(method, path, **kw)
-
-    client.request = request  # type: ignore[method-assign]
-    return client
 
 
 def configure(admin: Api, jwks: Jwks, **changes: Any) -> Provider:

@@ -135,3 +135,17 @@ def test_identity_provider_callers_of_two_tenants_never_share_a_bucket() -> None
     assert bucket_of(same_subject[0]) != bucket_of(same_subject[1])
     key = Principal(key_id="key_01", tenant_id="a", role=Role.ADMIN)
     assert bucket_of(key) == bucket_of(key.model_copy(update={"credential": "jwt"}))  # a key and its tokens
+
+
+def test_an_unreachable_bucket_table_lets_requests_through(tenant_admin: Api, runtime: Any) -> None:
+    from core.store import tables
+
+    api = limited_key(tenant_admin, per_second=0.2, burst=1)
+    tables.RateBucketItem.Meta.table_name, tables.RateBucketItem._connection = "no-such-rate-table", None
+    try:
+        answers = [api.get("/accounts") for _ in range(3)]  # burst 1: two would be refused with the table there
+    finally:
+        tables.RateBucketItem.Meta.table_name = runtime.env["RATE_LIMITS_TABLE"]
+        tables.RateBucketItem._connection = None
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert all("RateLimit" not in a.headers for a in answers)
