@@ -8,7 +8,7 @@ import urllib.request
 import uuid
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import boto3
 import pytest
@@ -114,9 +114,21 @@ async def open_sim(context: Any, url: str) -> Any:
     return page
 
 
+async def shown_auth_code(page: Any, timeout: float = 30.0) -> dict[str, Any]:
+    """The QR the page shows, polled from here: `wait_for_function` does not await a predicate's promise
+    (an async predicate is a Promise, truthy at once), so it cannot wait for `getAuthCode()`."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        code = await page.evaluate("WPP.conn.getAuthCode()")
+        if code is not None:
+            return cast(dict[str, Any], code)
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("the page showed no QR")
+        await asyncio.sleep(0.05)
+
+
 async def link(page: Any, sim: WaSimServer, phone: str = BUSINESS) -> None:
     """Scan the page's QR from the simulated phone and wait until the account is ready."""
-    await page.wait_for_function("async () => !!(await WPP.conn.getAuthCode())", polling=50)
-    code = await page.evaluate("WPP.conn.getAuthCode()")
+    code = await shown_auth_code(page)
     sim_call(sim, "POST", "/sim/link", {"qr": code["fullCode"], "phone_number": phone})
     await page.wait_for_function("WPP.conn.isMainReady()", polling=50)

@@ -17,7 +17,7 @@ from browser_host.snapshot import (
     restore_script,
 )
 from infra.wa_sim import WaSimServer
-from tests.snapshot.conftest import BUSINESS, CONTACT, Runner, launch, link, open_sim, sim_call
+from tests.snapshot.conftest import BUSINESS, CONTACT, Runner, launch, link, open_sim, shown_auth_code, sim_call
 
 pytestmark = pytest.mark.e2e
 ACCOUNT = "acc_snapshot_e2e"
@@ -106,7 +106,7 @@ def test_without_the_key_material_the_account_needs_a_new_qr(browser: Any, sim: 
         ctx = await new_context_from_state(browser, bare.encode())
         try:
             page = await open_sim(ctx, sim.url)
-            await page.wait_for_function("async () => !!(await WPP.conn.getAuthCode())", polling=50)
+            await shown_auth_code(page)
             assert await page.evaluate("WPP.conn.isAuthenticated()") is False
         finally:
             await ctx.close()
