@@ -184,6 +184,9 @@ async def contact_ack(request: web.Request) -> web.Response:
 async def network_state(request: web.Request) -> web.Response:
     """POST /sim/network: take an account's connection down, up, or make it slow."""
     data = await _body(request)
+    unknown = sorted(set(data) - {"phone_number", "state", "latency_ms"})
+    if unknown:  # a misspelt setting ignored would quietly test something else
+        raise SimError(400, "unknown_field", f"unknown field(s) {', '.join(unknown)}: phone_number, state, latency_ms")
     state = data.get("state")
     if state not in ("down", "up", "slow"):
         raise SimError(400, "invalid_state", "state is down, up or slow")

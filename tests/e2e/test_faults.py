@@ -141,7 +141,7 @@ def test_a_host_killed_after_whatsapp_took_the_message_does_not_send_it_twice(
     link_by_qr(tenant_admin, phone, account_id, business)
     wait_until(lambda: "snapshot saved" in fleet.logs(), 15, "a snapshot")
     # Slow links: WhatsApp's server receives the message a moment before the ack comes back to the page
-    phone.post("/sim/network", {"phone_number": business, "state": "slow", "latency": 2.0})
+    phone.post("/sim/network", {"phone_number": business, "state": "slow", "latency_ms": 4000})
     message_id = send_text(tenant_admin, account_id, contact, "exactly once")
     wait_until(lambda: [m["body"] for m in phone.received(contact)] == ["exactly once"], 30, "the server has it")
     status = tenant_admin.get(f"/accounts/{account_id}/messages/{message_id}").json()["status"]

@@ -260,7 +260,6 @@ def run_cells(world: World, r: matrix.Row, anonymous: Api) -> list[tuple[str, st
 
 def test_every_cell_of_the_matrix(root_api: Api, tenant_admin: Api) -> None:
     # Given a tenant with every kind of key and one account per route, and another tenant
-    started = time.monotonic()
     world = build(root_api, tenant_admin)
 
     # When every route is called by every caller (rows side by side, a row's cells in order)
@@ -273,7 +272,7 @@ def test_every_cell_of_the_matrix(root_api: Api, tenant_admin: Api) -> None:
              for r, cells in results for caller, path, expected, actual, text in cells if expected != actual]
     cells = sum(len(c) for _, c in results)
     assert not wrong, f"{len(wrong)} of {cells} cells differ from infra/authz_matrix.py:\n" + "\n".join(wrong)
-    assert cells > 600 and time.monotonic() - started < 120
+    assert cells > 600
 
 
 def test_every_authenticated_route_has_a_row() -> None:

@@ -60,6 +60,9 @@ async def _scenario() -> None:
             for state, status in (("down", 404), ("sideways", 400)):
                 body = {"phone_number": BUSINESS, "state": state}
                 assert (await call("POST", "/sim/network", body))[0] == status
+            misspelt = {"phone_number": BUSINESS, "state": "slow", "latency": 4.0}  # latency_ms is the setting
+            assert await call("POST", "/sim/network", misspelt) == (400, {
+                "error": "unknown_field", "message": "unknown field(s) latency: phone_number, state, latency_ms"})
 
             # Link a scripted page by QR.
             async with http.ws_connect(base.replace("http", "ws") + "/ws") as ws:
