@@ -18,6 +18,7 @@ from playwright.async_api import Error as PlaywrightError
 from browser_host import bridge
 from browser_host.config import HostConfig
 from browser_host.contacts import answer_checks
+from browser_host.crypto import SnapshotError
 from browser_host.inbound import Inbound
 from browser_host.outbox import Outbox
 from browser_host.pacing import pacing_of
@@ -164,7 +165,17 @@ class AccountRunner:
         options: dict[str, Any] = {"proxy": proxy} if proxy else {}
         api = self.parts.snapshot_api
         if api is not None:
-            state = await self.store.load_snapshot(self.account_id)
+            try:
+                state = await self.store.load_snapshot(self.account_id)
+            except SnapshotError as exc:  # altered or misplaced: never used; the next link replaces it
+                log.warning("account %s: snapshot rejected: %s", self.account_id, exc)
+                self.store.audit("host.failure", self.tenant_id, self.account_id,
+                                 reason=f"snapshot_rejected: {exc}", failed=True)
+                self._logout_reason = f"snapshot_rejected: {exc}; link the phone again"
+                state = None
+            except Exception as exc:  # S3 or KMS unreachable: a QR now would drop a working link, so retry
+                raise RuntimeError(f"snapshot_unavailable: the snapshot could not be read "
+                                   f"({type(exc).__name__}); trying again") from exc
             self.context = await api.new_context_from_state(self.browser, state, **options)
         else:
             self.context = await self.browser.new_context(**options)
@@ -425,16 +436,18 @@ class AccountRunner:
                     if self.page is not None:
                         with contextlib.suppress(PlaywrightError):
                             await self.page.page.close()
+                    self._set_status(S.STARTING, f"recovering: {reason}")
                     if self.context is None:
                         await self._open_context()
-                    self._set_status(S.STARTING, f"recovering: {reason}")
                     await self._open_page()
                     return
                 except ProxyRefused as exc:
                     self._give_up(str(exc))
                     return
-                except (PlaywrightError, TimeoutError) as exc:
-                    reason = f"recovery failed: {str(exc).splitlines()[0][:200]}"
+                except LeaseLost:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - the page, or storage/KMS unreachable: the next try
+                    reason = f"recovery failed: {(str(exc) or type(exc).__name__).splitlines()[0][:200]}"
 
 
 def _floor_of(created_at: str | None) -> str:

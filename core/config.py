@@ -7,6 +7,9 @@ from functools import lru_cache
 
 from pydantic import BaseModel, Field
 
+#: The AWS SDKs' service-specific endpoint variables: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL_SQS…
+SERVICE_ENDPOINT_PREFIX = "AWS_ENDPOINT_URL_"
+
 
 class Settings(BaseModel):
     """Everything the functions need to know about their environment."""
@@ -16,6 +19,8 @@ class Settings(BaseModel):
     # DynamoDB's own endpoint when it differs (AWS_ENDPOINT_URL_DYNAMODB, botocore's service-specific setting):
     # LocalStack without Docker serves SQS, S3 and KMS but not DynamoDB, which then stays on moto.
     dynamodb_endpoint_url: str | None = None
+    # Any other service's own endpoint, by client name (`s3`, `sqs`, `kms`…): from AWS_ENDPOINT_URL_<SERVICE>.
+    service_endpoint_urls: dict[str, str] = Field(default_factory=dict)
     # "aws" talks to AWS (or any endpoint_url); "localstack" builds clients through localstack-client.
     target: str = "aws"
     accounts_table: str = "wagate-accounts"
@@ -124,10 +129,11 @@ class Settings(BaseModel):
         return rates
 
     def endpoint_for(self, service: str) -> str | None:
-        """The endpoint `service`'s clients use: its own setting when it has one, else `endpoint_url`."""
+        """The endpoint `service`'s clients use: its own setting when it has one (`AWS_ENDPOINT_URL_<SERVICE>`,
+        as the AWS SDKs read it: `AWS_ENDPOINT_URL_S3`, `…_SQS`, `…_KMS`…), else `endpoint_url`."""
         if service == "dynamodb" and self.dynamodb_endpoint_url:
             return self.dynamodb_endpoint_url
-        return self.endpoint_url
+        return self.service_endpoint_urls.get(service.lower()) or self.endpoint_url
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -141,6 +147,9 @@ class Settings(BaseModel):
                 if env.get(key):
                     values[name] = env[key]
                     break
+        values["service_endpoint_urls"] = {key.removeprefix(SERVICE_ENDPOINT_PREFIX).lower(): value
+                                           for key, value in env.items()
+                                           if key.startswith(SERVICE_ENDPOINT_PREFIX) and value}
         return cls.model_validate(values)
 
 

@@ -29,6 +29,14 @@ class ProxyRefused(Exception):
         self.code = code
 
 
+class ProxyUnavailable(Exception):
+    """The account's proxy cannot be used right now (its name does not resolve): tried again, never bypassed."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+
+
 def check_server(server: str, policy: OutboundPolicy, *, resolve: bool = True) -> list[Any]:
     """The addresses the proxy `scheme://host:port` may be reached at (UnsafeUrl, UnresolvedHost otherwise), by
     the webhook rules for addresses; plain `http://` to a public proxy is allowed (the proxy protocol is)."""
@@ -60,7 +68,8 @@ def for_browser(stored: Any, policy: OutboundPolicy) -> dict[str, str] | None:
     """Playwright's `proxy` for a new context (None: the account has no proxy). Checks the server again and
     decrypts the credentials (blocking: DNS and KMS). An `http`/`socks5` proxy given by name is pinned to the
     address just checked, so a name that changes its answer cannot lead the browser elsewhere; an `https`
-    proxy keeps its name (its certificate is checked against it). ProxyRefused when it may not be used."""
+    proxy keeps its name (its certificate is checked against it). ProxyRefused when it may not be used,
+    ProxyUnavailable when its name does not resolve now."""
     if stored is None:
         return None
     if not isinstance(stored, dict) or not isinstance(stored.get("server"), str):
@@ -68,8 +77,8 @@ def for_browser(stored: Any, policy: OutboundPolicy) -> dict[str, str] | None:
     server = stored["server"]
     try:
         addresses = check_server(server, policy)
-    except UnresolvedHost as exc:
-        raise ProxyRefused("proxy_unresolved", str(exc)) from None
+    except UnresolvedHost as exc:  # DNS may answer again: the host's recovery tries again
+        raise ProxyUnavailable("proxy_unresolved", str(exc)) from None
     except UnsafeUrl as exc:
         raise ProxyRefused("proxy_not_allowed", str(exc)) from None
     parts = urlsplit(server)

@@ -162,7 +162,7 @@ def test_cloud_numbers_take_no_proxy(tenant_admin: Api, fake_graph: Any) -> None
 
 def test_the_host_checks_the_proxy_again_and_pins_its_address(tenant_admin: Api) -> None:
     from core.net import OutboundPolicy
-    from core.proxies import ProxyRefused, for_browser
+    from core.proxies import ProxyRefused, ProxyUnavailable, for_browser
 
     # Given a stored proxy by name, with credentials
     account_id = create_account(tenant_admin, "pinned", proxy={**WITH_CREDENTIALS, "url": "http://localhost:3128"})[
@@ -186,3 +186,7 @@ def test_the_host_checks_the_proxy_again_and_pins_its_address(tenant_admin: Api)
         for_browser({"server": "http://127.0.0.1:3128", "credentials_ciphertext": "bm90IGEgY2lwaGVydGV4dA=="},
                     OutboundPolicy(frozenset({"127.0.0.1"})))
     assert for_browser(None, OutboundPolicy(frozenset())) is None
+    # And a name that does not resolve (now) is worth another try, not a refusal
+    with pytest.raises(ProxyUnavailable) as unresolved:
+        for_browser({"server": "http://no-such-proxy.invalid:3128"}, OutboundPolicy(frozenset()))
+    assert unresolved.value.code == "proxy_unresolved"

@@ -68,3 +68,15 @@ def test_aws_calls_give_up_before_api_gateway_does() -> None:
     finally:
         reset_settings()
         reset_clients()
+
+
+def test_a_service_endpoint_of_its_own_wins_as_the_aws_sdks_read_it() -> None:
+    from core.config import Settings
+
+    settings = Settings.from_env({"AWS_ENDPOINT_URL": "http://127.0.0.1:5000",
+                                  "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:4566",
+                                  "AWS_ENDPOINT_URL_DYNAMODB": "http://127.0.0.1:8000"})
+    assert settings.endpoint_for("s3") == "http://127.0.0.1:4566"
+    assert settings.endpoint_for("dynamodb") == "http://127.0.0.1:8000"
+    assert settings.endpoint_for("sqs") == settings.endpoint_for("kms") == "http://127.0.0.1:5000"
+    assert Settings.from_env({}).endpoint_for("s3") is None  # AWS itself
