@@ -117,3 +117,12 @@ def test_outcome_details() -> None:
     assert outcome(MediaTooLarge(10, 200)).code == "media_too_large"
     assert outcome(GraphError(100, None, "(#100) Invalid parameter", 400, details="to is wrong")).message == \
         "to is wrong"
+
+
+def test_a_waiting_cloud_message_is_looked_at_again_after_a_quarter_of_its_age() -> None:
+    from core.store.tables import MessageItem
+    from functions.service.cloud_send import wait_for
+
+    item = MessageItem("acc_x", "msg_x", created_at="2026-12-02T10:00:00.000Z")
+    at = 1796205600.0  # 2026-12-02T10:00:00Z
+    assert [wait_for(item, at + age) for age in (0, 4, 20, 60, 3600)] == [2.0, 2.0, 5.0, 15.0, 30.0]
