@@ -9,16 +9,14 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from playwright.async_api import Browser, BrowserContext
 from playwright.async_api import Error as PlaywrightError
 
-from browser_host import bridge
 from browser_host.config import HostConfig
 from browser_host.contacts import answer_checks
-from browser_host.crypto import SnapshotError
+from browser_host.contexts import open_context
 from browser_host.inbound import Inbound
 from browser_host.outbox import Outbox
 from browser_host.pacing import pacing_of
@@ -30,8 +28,7 @@ from core.ids import event_id, id_floor
 from core.models.accounts import ConnectionStatus as S
 from core.models.events import EventType
 from core.models.messages import MessageStatus
-from core.net import OutboundPolicy
-from core.proxies import ProxyRefused, for_browser
+from core.proxies import ProxyRefused
 from core.store.accounts import STOPPED, AccountChange, plain
 from core.store.leases import Lease
 from core.store.tables import AccountItem
@@ -157,33 +154,11 @@ class AccountRunner:
         self._tasks.append(asyncio.create_task(self.outbox.run(), name=f"outbox-{self.account_id}"))
 
     async def _open_context(self) -> None:
-        # The proxy's server is checked against the outbound rules again (DNS) and its credentials decrypted
-        # (KMS) right before use; ProxyRefused when it may not be used. Playwright sends loopback through a
-        # context's proxy too (it adds `<-loopback>` to the bypass list); contexts without one are unchanged.
-        proxy = await asyncio.to_thread(for_browser, self.proxy_setting, OutboundPolicy.from_settings(
-            self.cfg.settings)) if self.proxy_setting is not None else None
-        options: dict[str, Any] = {"proxy": proxy} if proxy else {}
-        api = self.parts.snapshot_api
-        if api is not None:
-            try:
-                state = await self.store.load_snapshot(self.account_id)
-            except SnapshotError as exc:  # altered or misplaced: never used; the next link replaces it
-                log.warning("account %s: snapshot rejected: %s", self.account_id, exc)
-                self.store.audit("host.failure", self.tenant_id, self.account_id,
-                                 reason=f"snapshot_rejected: {exc}", failed=True)
-                self._logout_reason = f"snapshot_rejected: {exc}; link the phone again"
-                state = None
-            except Exception as exc:  # S3 or KMS unreachable: a QR now would drop a working link, so retry
-                raise RuntimeError(f"snapshot_unavailable: the snapshot could not be read "
-                                   f"({type(exc).__name__}); trying again") from exc
-            self.context = await api.new_context_from_state(self.browser, state, **options)
-        else:
-            self.context = await self.browser.new_context(**options)
-        if self.cfg.wajs_path:
-            # WhatsApp's CSP blocks script tags: wa-js must come in as an init script, before the app.
-            await self.context.add_init_script(path=Path(self.cfg.wajs_path))
-        await self.context.add_init_script(bridge.EVENT_BRIDGE)
-        await self.context.expose_binding(bridge.BINDING, self._on_binding)
+        self.context, rejected = await open_context(self.browser, self.parts.snapshot_api, self.store, self.cfg,
+                                                    self.account_id, self.proxy_setting, self._on_binding)
+        if rejected:  # altered or misplaced: never used; the next link replaces it
+            self.store.audit("host.failure", self.tenant_id, self.account_id, reason=rejected, failed=True)
+            self._logout_reason = f"{rejected}; link the phone again"
 
     async def _open_page(self) -> None:
         assert self.context is not None

@@ -42,6 +42,7 @@ def test_hosts_dying_lose_nothing_send_nothing_twice_and_never_drive_one_account
     fleet = Fleet(runtime.host_env(), tmp_path, {**HOST_ENV, **CHAOS_ENV})
     rng = random.Random(7)
     kills: list[str] = []
+    began, phases = time.monotonic(), dict[str, float]()
     try:
         # Given three hosts and fifteen (CHAOS_ACCOUNTS) linked accounts spread over them
         for _ in range(3):
@@ -56,6 +57,7 @@ def test_hosts_dying_lose_nothing_send_nothing_twice_and_never_drive_one_account
                                tenant_admin.get("/accounts", params={"limit": 100}).json()["items"]) == ACCOUNTS,
                    120, "all WORKING")
         wait_until(lambda: fleet.logs().count("snapshot saved") >= ACCOUNTS, 60, "snapshots")
+        phases["linked"] = time.monotonic() - began
 
         # When 600 messages are sent (each account's in order) while a random host is SIGKILLed and
         # restarted every few seconds, and one renderer crashes
@@ -92,6 +94,7 @@ def test_hosts_dying_lose_nothing_send_nothing_twice_and_never_drive_one_account
         chaos_thread.start()
         with ThreadPoolExecutor(max_workers=6) as pool:
             list(pool.map(produce, range(ACCOUNTS)))
+        phases["accepted"] = time.monotonic() - began
         ids = [(a, m, b) for a, items in sent.items() for m, b in items]
         assert len(ids) == ACCOUNTS * PER_ACCOUNT
 
@@ -114,6 +117,7 @@ def test_hosts_dying_lose_nothing_send_nothing_twice_and_never_drive_one_account
         stop.set()
         chaos_thread.join(30)
         wait_until(lambda: not unfinished(), 240, "every message terminal")
+        phases["terminal"] = time.monotonic() - began
 
         # Then every message is sent, each contact got each of its messages once and in order, no conflicts
         statuses = {}
@@ -125,7 +129,8 @@ def test_hosts_dying_lose_nothing_send_nothing_twice_and_never_drive_one_account
             received = [m["body"] for m in phone.received(contacts[index])]
             assert received == [b for _, b in sent[account_id]], (account_id, received)
         assert [n for n in businesses if phone.conflicts(n)] == []
-        print(f"chaos: {len(kills)} kills: {kills}")
+        print(f"chaos: {len(kills)} kills: {kills}; seconds from the start: "
+              + ", ".join(f"{name} {at:.0f}" for name, at in phases.items()))
     finally:
         fleet.stop_all()
         stop_all_accounts()
