@@ -72,6 +72,13 @@ class Outbox:
 
     async def run(self) -> None:
         self._wake.set()  # a new owner looks at once: the previous one may have left work
+        pacing = self.pacer.pacing
+        if (pacing.min_gap_seconds or pacing.jitter_seconds) and self.pacer.last_sent is None:
+            # The gap counts from the last hand-over by any host, so a takeover does not send early.
+            try:
+                self.pacer.last_sent = await self.store.last_handed_over(self.runner.account_id)
+            except Exception:  # unknown: no gap to keep for the first message, as before
+                log.warning("account %s: last hand-over not read", self.runner.account_id, exc_info=True)
         while not self._stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.cfg.sweep_interval)

@@ -3,7 +3,7 @@ daily cap. Paced messages wait (their `scheduled_at` says until when); pacing ne
 
 The slot of a message is decided once, when it reaches the head of the account's queue, so a jittered wait is
 not re-drawn on every pass. Reactions, edits, revokes and read receipts are not paced: they are not new messages.
-The gap is measured from this host's last hand-over; a host that takes the account over starts without one.
+The gap is measured from the last hand-over by any host (a new owner reads it from the messages table).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class Pacer:
     def __init__(self, pacing: Pacing | None = None, rng: random.Random | None = None) -> None:
         self.pacing = pacing or Pacing()
         self.rng = rng or random.Random()
-        self.last_sent: float | None = None  # epoch seconds of this host's last hand-over (None: none yet)
+        self.last_sent: float | None = None  # epoch seconds of the last hand-over (None: none known)
         self.slots: dict[str, float] = {}  # message id → when it may go
 
     def slot(self, message_id: str, now: float) -> float:

@@ -12,7 +12,7 @@ from core.config import Settings
 from core.models.accounts import ConnectionStatus
 from core.models.audit import Actor, ActorType, Target
 from core.models.choices import ChoiceMenu
-from core.models.common import utcnow
+from core.models.common import epoch_of, utcnow
 from core.models.events import EventType
 from core.models.messages import Direction, MessageStatus
 from core.store import replies, tables
@@ -132,6 +132,10 @@ class HostStore:
 
     async def pending(self, account_id: str, since_id: str, limit: int = 50) -> list[MessageItem]:
         return await asyncio.to_thread(self.messages.pending, account_id, since_id, limit)
+
+    async def last_handed_over(self, account_id: str) -> float | None:
+        """Epoch seconds of the account's latest hand-over to WhatsApp, by any host (None: none found)."""
+        return epoch_of(await asyncio.to_thread(self.messages.last_handed_over, account_id))
 
     async def find_message(self, account_id: str, message_id: str) -> MessageItem | None:
         return await asyncio.to_thread(self.messages.find, account_id, message_id)

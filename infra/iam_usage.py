@@ -490,7 +490,7 @@ CALL_SITES: dict[str, dict[str, int]] = {
     'core/store/idp.py': {'IdentityProviderItem.get': 1, 'TransactWrite': 2, 'item.delete': 4, 'item.save': 2},
     'core/store/leases.py': {'LeaseItem().delete': 1, 'LeaseItem().save': 1, 'LeaseItem().update': 2, 'LeaseItem.get': 2, 'LeaseItem.scan': 1, 'item.update': 5},
     'core/store/media.py': {'delete_object': 1, 'delete_objects': 1, 'generate_presigned_url': 2, 'get_object': 2, 'head_object': 1, 'list_objects_v2': 1, 'put_object': 1},
-    'core/store/messages.py': {'IdempotencyItem().delete': 1, 'IdempotencyItem.get': 1, 'MessageItem().update': 1, 'MessageItem.get': 2, 'MessageItem.pending_index.query': 1, 'MessageItem.query': 2, 'MessageItem.wa_message_index.query': 1, 'item.delete': 1, 'item.save': 2, 'item.update': 4},
+    'core/store/messages.py': {'IdempotencyItem().delete': 1, 'IdempotencyItem.get': 1, 'MessageItem().update': 1, 'MessageItem.get': 2, 'MessageItem.pending_index.query': 1, 'MessageItem.query': 3, 'MessageItem.wa_message_index.query': 1, 'item.delete': 1, 'item.save': 2, 'item.update': 4},
     'core/store/producers.py': {'ProducerItem.get': 1, 'ProducerItem.tenant_index.query': 1, 'item.delete': 1, 'item.save': 1},
     'core/store/queues.py': {'change_message_visibility': 1, 'create_queue': 1, 'delete_message_batch': 1, 'delete_queue': 1, 'publish': 1, 'receive_message': 1, 'send_message': 4},
     'core/store/rate_limits.py': {'RateBucketItem().update': 1, 'RateBucketItem.get': 1, 'item.update': 1},

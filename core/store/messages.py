@@ -11,7 +11,7 @@ from pynamodb.expressions.condition import Condition
 
 from core.errors import Conflict, NotFound
 from core.models.common import utcnow
-from core.models.messages import STATUS_RANK, MessageStatus
+from core.models.messages import STATUS_RANK, Direction, MessageStatus
 from core.store.conditions import PageQuery, decode_cursor, encode_cursor, fenced_write, is_conditional
 from core.store.tables import IdempotencyItem, MessageItem
 
@@ -83,6 +83,17 @@ class MessageRepository:
         condition = MessageItem.status.is_in(*[s.value for s in PENDING])
         return list(MessageItem.query(account_id, MessageItem.message_id >= since_id, filter_condition=condition,
                                       consistent_read=True, scan_index_forward=True, limit=limit))
+
+    def last_handed_over(self, account_id: str, look_at: int = 100) -> str | None:
+        """When the account's latest outbound message was handed to WhatsApp (its `sending` time), from its newest
+        `look_at` messages (None: none of them was): where a new owner's pacing gap counts from."""
+        for item in MessageItem.query(account_id, scan_index_forward=False, limit=look_at, page_size=25,
+                                      filter_condition=MessageItem.direction == Direction.OUTBOUND.value):
+            handed = [str(h["at"]) for h in item.status_history or [] if isinstance(h, dict)
+                      and h.get("status") == MessageStatus.SENDING.value and h.get("at")]
+            if handed:
+                return str(max(handed))
+        return None
 
     def stale_pending(self, before_id: str) -> list[tuple[str, str]]:
         """(account_id, message_id) of messages still pending that were created before `before_id`."""

@@ -13,7 +13,7 @@ from typing import Any
 from core.models.common import epoch_of
 from infra.local.host_process import HostProcess
 from tests.conftest import Api, create_account
-from tests.e2e.conftest import Phone, link_by_qr, send_text, wait_until
+from tests.e2e.conftest import Fleet, Phone, account_status, link_by_qr, send_text, wait_until
 
 GAP = 1.5
 
@@ -70,3 +70,29 @@ def test_paced_messages_keep_their_gap_show_typing_and_wait_for_the_daily_cap(
     final = wait_until(lambda: (m := tenant_admin.get(f"/accounts/{account_id}/messages/{ids[3]}").json())
                        ["status"] == "sent" and m, 15, "the fourth sent")
     assert final["error"] is None
+
+
+def test_the_gap_holds_across_a_move_to_another_host(tenant_admin: Api, phone: Phone, fleet: Fleet) -> None:
+    # Given a paced account (a long gap) that just sent a message from one host
+    gap = 12.0
+    first_host = fleet.start()
+    business, contact = _number(), _number()
+    account_id = create_account(tenant_admin, "paced move", options={"pacing": {"min_gap_seconds": gap}})[
+        "account_id"]
+    link_by_qr(tenant_admin, phone, account_id, business)
+    wait_until(lambda: "snapshot saved" in fleet.logs(), 15, "a snapshot")
+    before = send_text(tenant_admin, account_id, contact, "before the move")
+    wait_until(lambda: [m["body"] for m in phone.received(contact)] == ["before the move"], 30, "the first message")
+
+    # When that host stops (it hands the account over at once), another takes it and a message is sent
+    fleet.start()
+    first_host.stop()
+    wait_until(lambda: account_status(tenant_admin, account_id) == "WORKING"
+               and tenant_admin.get(f"/accounts/{account_id}").json()["host_id"] is not None, 60, "the new owner")
+    after = send_text(tenant_admin, account_id, contact, "after the move")
+
+    # Then the new owner keeps the gap from the old owner's hand-over (it waits, scheduled_at shown)
+    wait_until(lambda: len(phone.received(contact)) == 2, 60, "the second message")
+    first, second = (tenant_admin.get(f"/accounts/{account_id}/messages/{m}").json() for m in (before, after))
+    assert _sending_at(second) - _sending_at(first) >= gap, (first["status_history"], second["status_history"])
+    assert second["scheduled_at"] is not None
