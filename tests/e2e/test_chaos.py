@@ -1,8 +1,8 @@
-"""Chaos: three hosts, fifteen accounts, 600 messages, hosts SIGKILLed every few seconds, a renderer crash.
+"""Chaos: three hosts, fifteen accounts, 375 messages, hosts SIGKILLed every few seconds, a renderer crash.
 
 Every message must end `sent` (nothing here is a reason to fail one), each contact must get each of its
 messages exactly once and in order, and WhatsApp (wa_sim) must never see two live connections of one device.
-Bounded: loopback only, about three minutes on two cores. The longer run (thirty accounts, 1,500 messages,
+Bounded: loopback only, about two minutes on two cores. The longer run (thirty accounts, 1,500 messages,
 about seven minutes): `CHAOS_ACCOUNTS=30 CHAOS_MESSAGES_PER_ACCOUNT=50 make test-e2e` or pytest on this file.
 """
 
@@ -27,7 +27,7 @@ from tests.e2e.conftest import HOST_ENV, Fleet, Phone, send_text, stop_all_accou
 from tests.e2e.test_lifecycle import renderer_pids
 
 ACCOUNTS = int(os.environ.get("CHAOS_ACCOUNTS", "15"))
-PER_ACCOUNT = int(os.environ.get("CHAOS_MESSAGES_PER_ACCOUNT", "40"))
+PER_ACCOUNT = int(os.environ.get("CHAOS_MESSAGES_PER_ACCOUNT", "25"))
 # Nudges make every action instant, so the periodic passes can be slow: less chatter with the emulator,
 # which shares two cores with three browsers here.
 CHAOS_ENV = {"HOST_LEASE_TTL": "9", "HOST_NOT_CONNECTED_TIMEOUT": "900", "HOST_OPEN_CONCURRENCY": "4",
@@ -59,7 +59,7 @@ def test_hosts_dying_lose_nothing_send_nothing_twice_and_never_drive_one_account
         wait_until(lambda: fleet.logs().count("snapshot saved") >= ACCOUNTS, 60, "snapshots")
         phases["linked"] = time.monotonic() - began
 
-        # When 600 messages are sent (each account's in order) while a random host is SIGKILLed and
+        # When 375 messages are sent (each account's in order) while a random host is SIGKILLed and
         # restarted every few seconds, and one renderer crashes
         sent: dict[str, list[tuple[str, str]]] = {a: [] for a in accounts}
         stop = threading.Event()
