@@ -6,6 +6,7 @@ import hashlib
 import json
 import re
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -165,12 +166,21 @@ class DeadLetters:
     def __init__(self, queue_url: str) -> None:
         self.queue_url = queue_url
 
-    def send(self, body: str, code: str, details: Any) -> None:
+    #: Of the rejected message's own attributes, at most this many are kept (SQS allows ten in all).
+    KEPT_ATTRIBUTES = 8
+
+    def send(self, body: str, code: str, details: Any, attributes: Mapping[str, str | None] | None = None) -> None:
+        """`attributes`: the rejected message's own string attributes (a producer's id and signature), kept on
+        the copy so it stays attributable and verifiable, and can be moved back once what refused it is fixed."""
         text = json.dumps(details, default=str)[:4000]
+        kept = {name: {"DataType": "String", "StringValue": value}
+                for name, value in (attributes or {}).items()
+                if value and name not in ("error_code", "error_details")}
         params: dict[str, Any] = {
             "QueueUrl": self.queue_url,
             "MessageBody": body or "<empty>",
             "MessageAttributes": {
+                **dict(list(kept.items())[:self.KEPT_ATTRIBUTES]),
                 "error_code": {"DataType": "String", "StringValue": code},
                 "error_details": {"DataType": "String", "StringValue": text or "-"},
             },

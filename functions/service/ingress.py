@@ -40,13 +40,14 @@ def accept_ingress(svc: Services, body: str, sqs_message_id: str,
         # Nothing in an unauthenticated body is trusted: no account is looked up, no record written.
         _reject(svc, body, "producer_unauthenticated",
                 {"producer_id": str(attributes.get(PRODUCER_ATTRIBUTE) or "")[:64] or None,
-                 "message": f"sign messages: {PRODUCER_ATTRIBUTE} and {SIGNATURE_ATTRIBUTE} attributes"}, None)
+                 "message": f"sign messages: {PRODUCER_ATTRIBUTE} and {SIGNATURE_ATTRIBUTE} attributes"}, None,
+                attributes)
         return None
     try:
         parsed = INGRESS_ADAPTER.validate_json(body)
     except ValidationError as exc:
         details = exc.errors(include_url=False, include_context=False, include_input=False)
-        _reject(svc, body, "validation_error", details, _named_account(svc, body, producer))
+        _reject(svc, body, "validation_error", details, _named_account(svc, body, producer), attributes)
         return None
     account_id: str = parsed.account_id
     try:
@@ -54,12 +55,12 @@ def accept_ingress(svc: Services, body: str, sqs_message_id: str,
     except NotFound:
         # Another tenant's account reads exactly like one that does not exist.
         _reject(svc, body, "account_not_in_tenant", {"account_id": account_id, "producer_id": producer.producer_id},
-                None)
+                None, attributes)
         return None
     reply_to: str | None = parsed.reply_to
     if reply_to is not None and reply_to not in producer.reply_queue_urls:
         _reject(svc, body, "reply_to_not_allowed", {"reply_to": reply_to, "producer_id": producer.producer_id},
-                account)
+                account, attributes)
         return None
     key = parsed.idempotency_key or f"sqs:{sqs_message_id}"
     try:
@@ -68,7 +69,7 @@ def accept_ingress(svc: Services, body: str, sqs_message_id: str,
     except DependencyFailure:
         raise  # retried: only this record goes back to the queue
     except DomainError as exc:  # idempotency key reused, a reply to an unknown message, ...
-        _reject(svc, body, exc.code, exc.details, account)
+        _reject(svc, body, exc.code, exc.details, account, attributes)
         return None
 
 
@@ -87,9 +88,11 @@ def _named_account(svc: Services, body: str, producer: VerifiedProducer) -> Acco
         return None
 
 
-def _reject(svc: Services, body: str, code: str, details: Any, account: AccountItem | None) -> None:
-    """DLQ with the reason; a failed message record on `account` (an account of the producer's tenant)."""
-    svc.ingress_dlq.send(body, code, details)
+def _reject(svc: Services, body: str, code: str, details: Any, account: AccountItem | None,
+            attributes: Mapping[str, str | None]) -> None:
+    """DLQ with the reason and the message's own attributes; a failed message record on `account` (an account of
+    the producer's tenant)."""
+    svc.ingress_dlq.send(body, code, details, attributes)
     logger.warning("ingress message rejected", extra={"error_code": code})
     if account is None:
         return

@@ -221,6 +221,10 @@ def test_malformed_signed_messages_go_to_the_dlq_with_the_reason(tenant_admin: A
     assert "to" in bad_to["MessageAttributes"]["error_details"]["StringValue"]
     too_big = next(m for m in found if big[:100] in m["Body"])
     assert "POST /media" in too_big["MessageAttributes"]["error_details"]["StringValue"]
+    # each copy keeps the producer's own attributes: whose it was, and a signature anyone with the secret can check
+    for message in found:
+        assert {k: v["StringValue"] for k, v in message["MessageAttributes"].items() if k.startswith("wagate-")} \
+            == {k: v["StringValue"] for k, v in sign_ingress(message["Body"], *producer).items()}
 
     # And the account shows each as failed with the reason (small records: the big body is summarised)
     failed = wait_for(lambda: len(m := messages(tenant_admin, account_id)) >= 4 and m)
