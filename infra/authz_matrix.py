@@ -34,6 +34,8 @@ CALLERS: tuple[Caller, ...] = (
     Caller("operator", "op", "an operator key of the tenant"),
     Caller("admin", "admin", "an admin key of the tenant"),
     Caller("admin_jwt", "admin JWT", "an access token of that admin key"),
+    Caller("idp_operator", "IdP op", "a token of the tenant's own identity provider whose role claim maps to "
+           "operator (no accounts claim)"),
     Caller("scoped_own", "scoped", "an operator key limited to some accounts, on one of its accounts"),
     Caller("scoped_other", "scoped other", "the same key on another account of the tenant"),
     Caller("other_admin", "other tenant", "another tenant's admin key, on this tenant's resources"),
@@ -41,8 +43,14 @@ CALLERS: tuple[Caller, ...] = (
 )
 #: Callers the authorizer (or the Cloud API routes' own check) refuses before any route runs: always 401.
 REFUSED = ("none", "malformed", "revoked", "revoked_jwt", "expired")
+#: Columns that follow from another one (a row need not spell them out): caller → (the caller it answers like,
+#: the routes where it differs). An identity provider's operator is an operator, except that its token cannot be
+#: exchanged for a wagate token.
+DERIVED: dict[str, tuple[str, dict[tuple[str, str], int]]] = {
+    "idp_operator": ("operator", {("POST", "/auth/token"): 403}),
+}
 #: The columns each row spells out, in this order.
-AUTHENTICATED = tuple(c.id for c in CALLERS if c.id not in REFUSED)
+AUTHENTICATED = tuple(c.id for c in CALLERS if c.id not in REFUSED and c.id not in DERIVED)
 
 
 @dataclass(frozen=True)
@@ -57,6 +65,9 @@ class Row:
     def status(self, caller: str) -> int | None:
         if caller in REFUSED:
             return 401
+        if caller in DERIVED:
+            like, differs = DERIVED[caller]
+            return differs.get((self.method, self.path), self.status(like))
         return self.statuses[AUTHENTICATED.index(caller)]
 
     @property
@@ -104,7 +115,8 @@ ROWS: tuple[Row, ...] = (
     row("GET", "/api-keys", "403 403 200 200 403 - 200 200"),
     row("DELETE", "/api-keys/{key_id}", "403 403 204 204 403 - 404 404"),
     row("GET", "/me", "200 200 200 200 200 - 200 200"),
-    row("POST", "/auth/token", "200 200 200 403 200 - 200 403", "a token cannot renew itself (`api_key_required`)"),
+    row("POST", "/auth/token", "200 200 200 403 200 - 200 403",
+        "a token (wagate's or an identity provider's) cannot get another one (`api_key_required`)"),
     row("PUT", "/identity-provider", "403 403 200 200 403 - 200 200",
         "the tenant's own identity provider (admins of the whole tenant); its tokens are callers like keys"),
     row("GET", "/identity-provider", "403 403 200 200 403 - 200 200"),
