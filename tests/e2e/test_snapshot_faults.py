@@ -24,16 +24,22 @@ def _snapshot_key(account_id: str) -> str:
     return f"snapshots/{account_id}.bin"
 
 
-def test_an_altered_snapshot_is_never_used_and_the_account_asks_for_a_new_link(
-        tenant_admin: Api, phone: Phone, fleet: Fleet) -> None:
-    # Given a linked, stopped account whose stored snapshot was then altered (one byte of the ciphertext)
-    fleet.start()
+def _linked_and_stopped(tenant_admin: Api, phone: Phone, fleet: Fleet) -> tuple[str, str]:
+    """(account id, its number): an account linked on the fleet's host, its snapshot saved, then stopped."""
     business = _number()
     account_id = create_account(tenant_admin)["account_id"]
     link_by_qr(tenant_admin, phone, account_id, business)
     wait_until(lambda: "snapshot saved" in fleet.logs(), 15, "a snapshot")
     assert tenant_admin.post(f"/accounts/{account_id}/stop").status_code == 202
     wait_until(lambda: account_status(tenant_admin, account_id) == "STOPPED", 30, "STOPPED")
+    return account_id, business
+
+
+def test_an_altered_snapshot_is_never_used_and_the_account_asks_for_a_new_link(
+        tenant_admin: Api, phone: Phone, fleet: Fleet) -> None:
+    # Given a linked, stopped account whose stored snapshot was then altered (one byte of the ciphertext)
+    fleet.start()
+    account_id, business = _linked_and_stopped(tenant_admin, phone, fleet)
     s3, bucket = client("s3"), get_settings().media_bucket
     stored = s3.get_object(Bucket=bucket, Key=_snapshot_key(account_id))
     body = bytearray(stored["Body"].read())
@@ -62,12 +68,7 @@ def test_unreachable_snapshot_storage_is_retried_then_fails_with_the_reason(
         tenant_admin: Api, phone: Phone, fleet: Fleet) -> None:
     # Given a linked, stopped account and a host that cannot reach S3 (its endpoint is a closed port)
     first = fleet.start()
-    business = _number()
-    account_id = create_account(tenant_admin)["account_id"]
-    link_by_qr(tenant_admin, phone, account_id, business)
-    wait_until(lambda: "snapshot saved" in fleet.logs(), 15, "a snapshot")
-    assert tenant_admin.post(f"/accounts/{account_id}/stop").status_code == 202
-    wait_until(lambda: account_status(tenant_admin, account_id) == "STOPPED", 30, "STOPPED")
+    account_id, _ = _linked_and_stopped(tenant_admin, phone, fleet)
     first.stop()
     broken = fleet.start(AWS_ENDPOINT_URL_S3="http://127.0.0.1:9", HOST_MAX_RECOVERIES="2")
 
