@@ -87,8 +87,11 @@ class MessageRepository:
     def last_handed_over(self, account_id: str, look_at: int = 100) -> str | None:
         """When the account's latest outbound message was handed to WhatsApp (its `sending` time), from its newest
         `look_at` messages (None: none of them was): where a new owner's pacing gap counts from."""
-        for item in MessageItem.query(account_id, scan_index_forward=False, limit=look_at, page_size=25,
-                                      filter_condition=MessageItem.direction == Direction.OUTBOUND.value):
+        # No filter expression: `look_at` bounds what is read, inbound messages included (a filter would read on
+        # through an account's whole inbound history to find outbound ones).
+        for item in MessageItem.query(account_id, scan_index_forward=False, limit=look_at, page_size=50):
+            if item.direction != Direction.OUTBOUND.value:
+                continue
             handed = [str(h["at"]) for h in item.status_history or [] if isinstance(h, dict)
                       and h.get("status") == MessageStatus.SENDING.value and h.get("at")]
             if handed:
