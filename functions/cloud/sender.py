@@ -26,6 +26,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     for record in event.get("Records", []):
         group = str((record.get("attributes") or {}).get("MessageGroupId") or "")
         if group and group in held:  # an earlier message of this account waits: keep the order
+            # Back on the queue at once (the group stays locked while the earlier one is in flight, so order
+            # holds): left in flight, it would hold the account's group for the queue's whole visibility timeout.
+            svc.cloud_outbox.postpone(record["receiptHandle"], 0)
             failures.append({"itemIdentifier": record["messageId"]})
             continue
         try:

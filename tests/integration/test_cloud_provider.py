@@ -171,6 +171,23 @@ def test_rate_limits_and_server_errors_are_retried_until_meta_takes_the_message(
     assert "queued" in [h["status"] for h in message["status_history"][1:]]  # it went back to wait
 
 
+def test_messages_behind_a_retried_one_come_back_with_it_in_order(tenant_admin: Api, fake_graph: Any) -> None:
+    # Given a cloud account whose first send Meta throttles three times (retry after 1 s)
+    account = cloud_account(tenant_admin, fake_graph)
+    account_id, phone_number_id = account["account_id"], account["cloud"]["phone_number_id"]
+    fake_graph.fail_next(130429, retry_after=1, times=3)
+
+    # When four messages are sent at once (the later ones reach the sender in batches behind the retried one)
+    ids = [send(tenant_admin, account_id, {"to": "15550007777", "type": "text", "text": {"body": str(n)}})
+           for n in range(4)]
+
+    # Then all go, in order, seconds after Meta lets the first one through: the ones held behind it came back
+    # with it, not after the queue's 180 s visibility timeout
+    for message_id in ids:
+        final(tenant_admin, account_id, message_id, "sent", timeout=30)
+    assert [b["text"]["body"] for b in sends_to(fake_graph, phone_number_id)] == ["0", "1", "2", "3"]
+
+
 def test_an_expired_token_fails_the_account_and_its_messages_wait_for_a_new_one(
         tenant_admin: Api, fake_graph: Any) -> None:
     account = cloud_account(tenant_admin, fake_graph)
