@@ -20,14 +20,13 @@ from playwright.async_api import Error as PlaywrightError
 from browser_host.chromium import launch_args
 from browser_host.config import HostConfig
 from browser_host.health import HealthServer, readiness
-from browser_host.pacing import pacing_of
 from browser_host.runner import AccountRunner, HostParts, iso_in
 from browser_host.state import Backoff
 from browser_host.store import HostStore, s3_and_kms
 from core.errors import LeaseLost
 from core.models.accounts import AccountAction
 from core.models.accounts import ConnectionStatus as S
-from core.store.accounts import DELETED, LOGOUT, RUNNING, STOPPED, AccountChange, plain
+from core.store.accounts import DELETED, LOGOUT, RUNNING, STOPPED, AccountChange, pacing_of, plain
 from core.store.leases import HostInfo, now_ms
 from core.store.tables import AccountItem
 
@@ -200,7 +199,7 @@ class BrowserHost:
             self.runners.pop(runner.account_id, None)
             await runner.stop(reason="account removed", save=False, final_status=None)
             return
-        runner.outbox.repace(pacing_of(plain(account.options) if getattr(account, "options", None) else None))
+        runner.outbox.repace(pacing_of(account))
         desired = account.desired_state
         if account.deleted_at or desired == DELETED:
             await self._delete(runner, account)

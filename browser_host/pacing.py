@@ -9,7 +9,6 @@ The gap is measured from the last hand-over by any host (a new owner reads it fr
 from __future__ import annotations
 
 import random
-from typing import Any
 
 from core.models.accounts import Pacing
 
@@ -18,11 +17,6 @@ TYPING_BASE_SECONDS = 1.0
 TYPING_PER_CHAR_SECONDS = 0.05
 TYPING_MAX_SECONDS = 8.0
 _SLOTS_MAX = 1000
-
-
-def pacing_of(options: Any) -> Pacing:
-    """An account's pacing from its stored options (anything unreadable: no pacing)."""
-    return Pacing.of(options)
 
 
 def typing_seconds(text: str) -> float:

@@ -19,7 +19,6 @@ from browser_host.contacts import answer_checks
 from browser_host.contexts import open_context
 from browser_host.inbound import Inbound
 from browser_host.outbox import Outbox
-from browser_host.pacing import pacing_of
 from browser_host.page import WhatsAppPage
 from browser_host.state import Backoff, InvalidTransition, StatusMachine
 from browser_host.store import HostStore
@@ -29,7 +28,7 @@ from core.models.accounts import ConnectionStatus as S
 from core.models.events import EventType
 from core.models.messages import MessageStatus
 from core.proxies import ProxyRefused
-from core.store.accounts import STOPPED, AccountChange, plain
+from core.store.accounts import STOPPED, AccountChange, pacing_of, plain
 from core.store.leases import Lease
 from core.store.tables import AccountItem
 
@@ -84,7 +83,7 @@ class AccountRunner:
         self.deleted_pending = False  # the account is being deleted: its messages fail, none go out
         self.recoveries = 0
         self.backoff = Backoff(self.cfg.recovery_backoff, self.cfg.recovery_backoff_max)
-        self.pacing = pacing_of(plain(account.options) if getattr(account, "options", None) else None)
+        self.pacing = pacing_of(account)
         self.outbox = Outbox(self, lease.pending_from or _floor_of(account.created_at))
         self.inbound = Inbound(self)
         self._writes: asyncio.Queue[Callable[[], Awaitable[None]] | None] = asyncio.Queue()

@@ -16,10 +16,9 @@ class Settings(BaseModel):
 
     region: str = "us-east-1"
     endpoint_url: str | None = None
-    # DynamoDB's own endpoint when it differs (AWS_ENDPOINT_URL_DYNAMODB, botocore's service-specific setting):
-    # LocalStack without Docker serves SQS, S3 and KMS but not DynamoDB, which then stays on moto.
-    dynamodb_endpoint_url: str | None = None
-    # Any other service's own endpoint, by client name (`s3`, `sqs`, `kms`…): from AWS_ENDPOINT_URL_<SERVICE>.
+    # A service's own endpoint when it differs, by client name (`dynamodb`, `s3`, `sqs`…): AWS_ENDPOINT_URL_<SERVICE>,
+    # the AWS SDKs' service-specific setting. LocalStack without Docker serves SQS, S3 and KMS but not DynamoDB,
+    # which then stays on moto (AWS_ENDPOINT_URL_DYNAMODB).
     service_endpoint_urls: dict[str, str] = Field(default_factory=dict)
     # "aws" talks to AWS (or any endpoint_url); "localstack" builds clients through localstack-client.
     target: str = "aws"
@@ -131,8 +130,6 @@ class Settings(BaseModel):
     def endpoint_for(self, service: str) -> str | None:
         """The endpoint `service`'s clients use: its own setting when it has one (`AWS_ENDPOINT_URL_<SERVICE>`,
         as the AWS SDKs read it: `AWS_ENDPOINT_URL_S3`, `…_SQS`, `…_KMS`…), else `endpoint_url`."""
-        if service == "dynamodb" and self.dynamodb_endpoint_url:
-            return self.dynamodb_endpoint_url
         return self.service_endpoint_urls.get(service.lower()) or self.endpoint_url
 
     @classmethod
@@ -141,7 +138,7 @@ class Settings(BaseModel):
         env = dict(os.environ if env is None else env)
         values: dict[str, object] = {}
         aliases = {"region": ("AWS_REGION", "AWS_DEFAULT_REGION"), "endpoint_url": ("AWS_ENDPOINT_URL",),
-                   "dynamodb_endpoint_url": ("AWS_ENDPOINT_URL_DYNAMODB",), "target": ("WAGATE_TARGET",)}
+                   "target": ("WAGATE_TARGET",)}
         for name in cls.model_fields:
             for key in aliases.get(name, (name.upper(),)):
                 if env.get(key):

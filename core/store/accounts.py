@@ -12,7 +12,7 @@ from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 
 from core.errors import Conflict, DependencyFailure, LeaseLost, NotFound, PreconditionFailed
-from core.models.accounts import CLOUD_PROVIDERS, ConnectionStatus
+from core.models.accounts import CLOUD_PROVIDERS, ConnectionStatus, Pacing
 from core.models.common import utcnow
 from core.store.conditions import PageQuery, decode_cursor, encode_cursor, is_conditional
 from core.store.tables import AccountItem
@@ -373,3 +373,8 @@ def plain(value: Any) -> Any:
     if isinstance(value, list):
         return [plain(v) for v in value]
     return value
+
+
+def pacing_of(account: AccountItem) -> Pacing:
+    """The account's send pacing from its stored options (anything unreadable: no pacing)."""
+    return Pacing.of(plain(account.options))

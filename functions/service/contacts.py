@@ -10,11 +10,11 @@ from __future__ import annotations
 import time
 
 from core.errors import Conflict, DependencyFailure, InvalidRequest, RateLimited
-from core.models.accounts import ConnectionStatus, Pacing
+from core.models.accounts import ConnectionStatus
 from core.models.common import Principal
 from core.models.contacts import ContactCheck
 from core.models.validators import normalise_phone
-from core.store.accounts import plain
+from core.store.accounts import pacing_of
 from core.store.tables import AccountItem, ContactItem
 from functions.service.accounts import load
 from functions.service.context import Services
@@ -24,8 +24,7 @@ WAIT_SECONDS = 10.0  # how long the API waits for the page's answer before "ask 
 
 def _checks_per_minute(svc: Services, account: AccountItem) -> int:
     """The account's own cap (`options.pacing.checks_per_minute`), else the stack's."""
-    own = Pacing.of(plain(account.options) if getattr(account, "options", None) else None).checks_per_minute
-    return own or svc.settings.contact_checks_per_minute
+    return pacing_of(account).checks_per_minute or svc.settings.contact_checks_per_minute
 
 
 def exists(svc: Services, principal: Principal, account_id: str, phone: str) -> ContactCheck:

@@ -8,8 +8,10 @@ import random
 import pytest
 from pydantic import ValidationError
 
-from browser_host.pacing import TYPING_MAX_SECONDS, Pacer, pacing_of, typing_seconds
+from browser_host.pacing import TYPING_MAX_SECONDS, Pacer, typing_seconds
 from core.models.accounts import AccountOptions, Pacing
+from core.store.accounts import pacing_of
+from core.store.tables import AccountItem
 
 
 def test_the_first_message_goes_at_once_and_the_next_waits_the_gap_plus_jitter() -> None:
@@ -44,10 +46,13 @@ def test_typing_time_grows_with_the_text_and_is_capped() -> None:
 
 
 def test_stored_options_that_cannot_be_read_mean_no_pacing() -> None:
-    assert pacing_of(None) == Pacing() and not Pacing().active
-    assert pacing_of({"pacing": {"min_gap_seconds": -1}}) == Pacing()
-    assert pacing_of({"pacing": "fast"}) == Pacing()
-    assert pacing_of({"pacing": {"daily_cap": 5}}).daily_cap == 5
+    assert Pacing.of(None) == Pacing() and not Pacing().active
+    assert Pacing.of({"pacing": {"min_gap_seconds": -1}}) == Pacing()
+    assert Pacing.of({"pacing": "fast"}) == Pacing()
+    assert Pacing.of({"pacing": {"daily_cap": 5}}).daily_cap == 5
+    # and an account's, as its stored map reads back
+    assert pacing_of(AccountItem("acc_x", options={"pacing": {"daily_cap": 5}})).daily_cap == 5
+    assert pacing_of(AccountItem("acc_x")) == Pacing()
 
 
 def test_pacing_is_validated_at_the_api() -> None:
